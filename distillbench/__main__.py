@@ -1,0 +1,3 @@
+from distillbench.cli import main
+
+main()

@@ -1,0 +1,206 @@
+"""The ``distillbench`` command line.  Plugins add commands through ``register_commands``."""
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from distillbench import paths
+from distillbench.errors import DistillbenchError, UsageError
+from distillbench.plugins import get_plugins, registry
+
+
+class Group(click.Group):
+    """Turns DistillbenchError into one line on stderr and its exit code (2 for usage errors)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DistillbenchError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def root_option(f):
+    return click.option("--root", type=click.Path(file_okay=False, path_type=Path), envvar="DISTILLBENCH_ROOT",
+                        default="distillbench-runs", show_default=True,
+                        help="Where runs, grids and the results store go (env DISTILLBENCH_ROOT).")(f)
+
+
+def data_options(f):
+    f = click.option("--download", is_flag=True, help="Allow downloading datasets that support it.")(f)
+    return click.option("--data-dir", type=click.Path(path_type=Path), envvar="DISTILLBENCH_DATA",
+                        help="Folder holding on-disk datasets (env DISTILLBENCH_DATA).")(f)
+
+
+def eval_options(f):
+    for decorator in reversed([
+        click.option("--student", "students", multiple=True, default=("conv3",), show_default=True,
+                     help="Student architecture(s) to train; repeat the flag for several."),
+        click.option("--teacher", "teachers", multiple=True,
+                     help="Teacher checkpoint path(s); several are averaged. Default: the cached teacher."),
+        click.option("--protocol", default="rded", show_default=True, help="Named evaluation protocol."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol setting."),
+        click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+                     help="Student trainings (seeds) per student."),
+        click.option("--evaluator", default="students", show_default=True, help="Registered evaluator to use."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="distillbench")
+def cli():
+    """distillbench: distil datasets with pluggable methods and compare them under one protocol."""
+
+
+def _listing(kind: str):
+    entries = registry(kind)
+    for name, item in zip(entries.names(), entries.items()):
+        click.echo(f"{name:<20} {item.description}  [{entries.origin(name)}]")
+
+
+for _kind, _plural in (("method", "methods"), ("dataset", "datasets"), ("model", "models"),
+                       ("evaluator", "evaluators")):
+    cli.command(name=_plural, help=f"List the registered {_plural}.")(functools.partial(_listing, _kind))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json):
+    """List loaded plugins: version, origin, hooks, what each registered, errors."""
+    infos = [info.as_dict() for info in get_plugins().info.values()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2))
+        return
+    for info in infos:
+        state = "disabled" if info["disabled"] else ("FAILED" if info["errors"] else "ok")
+        click.echo(f"{info['name']} {info['version']} ({state}) from {info['source']}")
+        if info["hooks"]:
+            click.echo(f"  hooks: {', '.join(info['hooks'])}")
+        for kind, names in info["registered"].items():
+            click.echo(f"  {kind}s: {', '.join(names)}")
+        for error in info["errors"]:
+            click.echo(f"  error: {error}")
+
+
+def _eval_request(spec, data_dir, download, students, teachers, protocol, overrides, repeats, seed, device):
+    from distillbench.evaluator import EvalRequest
+    from distillbench.options import parse_pairs
+    from distillbench.run import resolve_device
+    for student in students:
+        registry("model").get(student)
+    return EvalRequest(spec=spec, load_split=lambda split: spec.load(split, data_dir, download),
+                       students=list(students), teachers=list(teachers), protocol=protocol,
+                       overrides=parse_pairs(overrides, "--set"), repeats=repeats, seed=seed,
+                       device=resolve_device(device), cache_dir=paths.cache_dir())
+
+
+def _print_result(record: dict) -> None:
+    best = f", best {record['best_acc'] * 100:.2f}%" if record.get("best_acc") is not None else ""
+    click.echo(f"{record['method']} ipc={record['ipc']} {record['student']} seed={record['seed']}: "
+               f"{record['final_acc'] * 100:.2f}%{best} ({record['seconds']:.0f}s)")
+
+
+@cli.command()
+@click.option("--method", required=True, help="Registered method (see `distillbench methods`).")
+@click.option("--dataset", default="mnist5k", show_default=True, help="Registered dataset.")
+@click.option("--ipc", type=int, required=True, help="Images per class.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="A method option.")
+@click.option("--evaluate", "do_evaluate", is_flag=True, help="Also evaluate the distilled set.")
+@eval_options
+@data_options
+@root_option
+def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teachers, protocol, overrides,
+        repeats, evaluator, data_dir, download, root):
+    """Distil DATASET with METHOD at IPC images per class, record it, optionally evaluate it."""
+    from distillbench.grid import write_grid
+    from distillbench.options import parse_pairs
+    from distillbench.run import RunConfig, distil, evaluate
+    spec = registry("dataset").get(dataset)
+    request = (_eval_request(spec, data_dir, download, students, teachers, protocol, overrides, repeats, seed, device)
+               if do_evaluate else None)
+    cfg = RunConfig(method=method, dataset=dataset, ipc=ipc, seed=seed, device=device,
+                    options=parse_pairs(options), root=root, data_dir=data_dir, download=download)
+    run_id, distilled = distil(cfg)
+    grid = write_grid(distilled, distilled.path / "grid.png")
+    click.echo(f"run {run_id}\n  distilled set: {distilled.path}\n  grid: {grid}")
+    if request is not None:
+        evaluate(distilled, root, evaluator, request, on_result=_print_result)
+
+
+@cli.command(name="evaluate")
+@click.argument("target")
+@click.option("--dataset", help="Dataset of an ImageFolder without manifest (default: the run's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@eval_options
+@data_options
+@root_option
+def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, overrides, repeats, evaluator,
+                 data_dir, download, root):
+    """Evaluate a recorded run (by id) or a folder of distilled images."""
+    from distillbench.run import evaluate, find_distilled
+    distilled = find_distilled(target, root, dataset)
+    spec = registry("dataset").get(distilled.manifest["dataset"] if dataset is None else dataset)
+    request = _eval_request(spec, data_dir, download, students, teachers, protocol, overrides, repeats, seed, device)
+    evaluate(distilled, root, evaluator, request, on_result=_print_result)
+
+
+@cli.command()
+@click.option("--dataset", help="Only this dataset.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown",
+              show_default=True)
+@click.option("--metric", type=click.Choice(["final", "best"]), default="final", show_default=True,
+              help="Final-epoch accuracy, or the best periodic one (selected on the test set).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write accuracy vs IPC as PNG.")
+@root_option
+def compare(dataset, fmt, metric, plot, root):
+    """Paper-style table of stored evaluations: student x IPC rows, method columns."""
+    from distillbench import tables
+    from distillbench.store import Store
+    df = Store(root).evaluations(dataset)
+    if df.empty:
+        raise UsageError(f"no evaluations stored under {root}"
+                         + (f" for dataset '{dataset}'" if dataset else "")
+                         + "; run `distillbench run ... --evaluate` or `distillbench evaluate RUN` first")
+    click.echo(tables.render(df, fmt, f"{metric}_acc"))
+    if plot:
+        click.echo(f"plot: {tables.plot(df, plot, f'{metric}_acc')}", err=True)
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@click.option("--grid", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG grid, one row per class.")
+@root_option
+def show(run_id, grid, root):
+    """Show a recorded run (or list run ids when none is given)."""
+    from distillbench.store import Store
+    store = Store(root)
+    if run_id is None:
+        for rid in store.run_ids():
+            click.echo(rid)
+        return
+    recorded = store.run(run_id)
+    if recorded is None:
+        raise UsageError(f"no run '{run_id}' under {root}; list them with `distillbench show`")
+    path, manifest = recorded
+    click.echo(json.dumps({"path": str(path), **manifest}, indent=2, sort_keys=True))
+    if grid:
+        from distillbench.distilled import DistilledSet
+        from distillbench.grid import write_grid
+        click.echo(f"grid: {write_grid(DistilledSet.open(path), grid)}", err=True)
+
+
+def main(argv=None):
+    try:
+        loaded = get_plugins()
+    except DistillbenchError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    loaded.register_commands(cli)
+    cli.main(args=argv, prog_name="distillbench")

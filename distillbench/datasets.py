@@ -1,0 +1,123 @@
+"""Datasets: the registry entry (:class:`DatasetSpec`) and the image sets it loads.
+
+Every loader presents its images as uint8 tensors ``[n, C, H, W]`` at the
+spec's ``image_size`` and ``channels``; normalisation is the spec's business
+and is applied by whoever trains on the images.
+"""
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from distillbench.errors import UsageError
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    num_classes: Optional[int]  # None: read from the data (imagefolder)
+    image_size: int
+    mean: tuple
+    std: tuple
+    # loader(data_dir: Path, split: "train"|"test", download: bool) -> ImageSet
+    loader: Callable = field(repr=False, compare=False)
+    channels: int = 3
+    needs_data_dir: bool = False
+
+    def load(self, split: str, data_dir=None, download: bool = False) -> "ImageSet":
+        if self.needs_data_dir and data_dir is None:
+            raise UsageError(f"dataset '{self.name}' is read from disk; pass --data-dir DIR (or set DISTILLBENCH_DATA)")
+        return self.loader(Path(data_dir) if data_dir is not None else None, split, download)
+
+
+class ImageSet:
+    """Labelled images of one split.  Subclasses implement ``load`` and ``fingerprint``."""
+
+    def __init__(self, targets, class_names):
+        import torch
+        self.targets = torch.as_tensor(targets, dtype=torch.long)
+        self.class_names = list(class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def indices_of(self, label: int):
+        import torch
+        return torch.nonzero(self.targets == label).flatten()
+
+    def class_counts(self) -> list[int]:
+        import torch
+        return torch.bincount(self.targets, minlength=self.num_classes).tolist()
+
+    def load(self, indices):
+        """uint8 images ``[len(indices), C, H, W]``."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A checksum that identifies the input data, stored with every result."""
+        raise NotImplementedError
+
+
+class TensorImageSet(ImageSet):
+    """Images held in memory as one uint8 tensor (embedded datasets, MNIST, CIFAR)."""
+
+    def __init__(self, images, targets, class_names):
+        super().__init__(targets, class_names)
+        self.images = images
+
+    def load(self, indices):
+        return self.images[indices]
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.images.contiguous().numpy().tobytes())
+        digest.update(self.targets.numpy().tobytes())
+        return "sha256:" + digest.hexdigest()
+
+
+class FileImageSet(ImageSet):
+    """Images read from files on demand (ImageFolder, Tiny-ImageNet, ImageNet)."""
+
+    def __init__(self, paths, targets, class_names, image_size: int, root: Path):
+        super().__init__(targets, class_names)
+        self.paths = [Path(p) for p in paths]
+        self.image_size = image_size
+        self.root = root
+
+    def load(self, indices):
+        import torch
+        return torch.stack([read_image(self.paths[i], self.image_size) for i in indices.tolist()])
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for path, target in zip(self.paths, self.targets.tolist()):
+            digest.update(f"{path.relative_to(self.root)}\t{path.stat().st_size}\t{target}\n".encode())
+        return "sha256-listing:" + digest.hexdigest()
+
+
+def read_image(path: Path, size: int):
+    """One RGB image as uint8 ``[3, size, size]``: shorter side resized to ``size``, centre crop."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UsageError(f"cannot read image {path}: {exc}; remove or replace the file") from None
+    return center_crop(resize(pil_to_tensor(img), size, antialias=True), size)
+
+
+def to_rgb_uint8(images, size: int):
+    """Grey or RGB uint8 ``[n, (C,) h, w]`` -> uint8 ``[n, 3, size, size]`` (bilinear, antialiased)."""
+    import torch
+    import torch.nn.functional as F
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if images.shape[-1] != size:
+        images = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    return images.expand(-1, 3, -1, -1).contiguous() if images.shape[1] == 1 else images.contiguous()

@@ -1,0 +1,85 @@
+"""The distilled set on disk: an ImageFolder of PNGs plus ``manifest.json``.
+
+Layout: ``<dir>/<NNN_classname>/<slot>.png`` with zero-padded class indices, so
+that ``torchvision.datasets.ImageFolder``'s sorted folder order equals the
+dataset's label order.  ``manifest.json`` is written last: a folder without it
+is not a finished set.
+"""
+import io
+import json
+import re
+from pathlib import Path
+
+from distillbench.errors import UsageError
+
+MANIFEST = "manifest.json"
+
+
+def class_folder(label: int, name: str, num_classes: int) -> str:
+    width = max(3, len(str(num_classes - 1)))
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "class"
+    return f"{label:0{width}d}_{safe}"
+
+
+def png_bytes(image) -> bytes:
+    """uint8 ``[C, H, W]`` tensor -> PNG bytes (deterministic for equal pixels)."""
+    from PIL import Image
+    array = image.permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class DistilledSet:
+    """A finished distilled set (or any ImageFolder of images) on disk."""
+
+    def __init__(self, path: Path, manifest: dict):
+        self.path = Path(path)
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, path) -> "DistilledSet":
+        path = Path(path)
+        manifest_file = path / MANIFEST
+        if not manifest_file.is_file():
+            raise UsageError(f"{path} is not a finished distilled set (no {MANIFEST}); "
+                             "rerun the same `distillbench run` command to resume it")
+        return cls(path, json.loads(manifest_file.read_text()))
+
+    @classmethod
+    def from_imagefolder(cls, path, dataset: str, image_size: int) -> "DistilledSet":
+        """Any ImageFolder of images, with a minimal manifest (classes in sorted folder order)."""
+        path = Path(path)
+        classes = sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+        if not classes:
+            raise UsageError(f"{path} is neither a distilled set nor an ImageFolder with class folders")
+        counts = [sum(1 for f in (path / c).iterdir() if f.is_file()) for c in classes]
+        return cls(path, {"method": "imagefolder", "dataset": dataset, "ipc": min(counts),
+                          "class_folders": classes, "image_size": image_size, "seed": None})
+
+    @property
+    def class_folders(self) -> list[str]:
+        return self.manifest["class_folders"]
+
+    def image_files(self):
+        """(label, path) of every image, in label then file-name order."""
+        for label, folder in enumerate(self.class_folders):
+            for file in sorted((self.path / folder).iterdir()):
+                if file.is_file() and not file.name.startswith("."):
+                    yield label, file
+
+    def load(self):
+        """(uint8 images ``[N, 3, S, S]``, long labels ``[N]``) with S the manifest's image size."""
+        import torch
+        from distillbench.datasets import read_image
+        size = self.manifest["image_size"]
+        labels, images = zip(*[(label, read_image(file, size)) for label, file in self.image_files()])
+        return torch.stack(images), torch.tensor(labels)
+
+    def checksum(self) -> str:
+        import hashlib
+        digest = hashlib.sha256()
+        for label, file in self.image_files():
+            digest.update(f"{label}/{file.name}".encode())
+            digest.update(file.read_bytes())
+        return "sha256:" + digest.hexdigest()

@@ -1,0 +1,32 @@
+"""The Evaluator interface: how a distilled set is judged.
+
+An evaluator turns a :class:`~distillbench.distilled.DistilledSet` into one
+record per (student, seed); each record is stored as it is and must hold at
+least the store's evaluation columns (student, protocol, seed, final_acc, ...).
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar
+
+
+@dataclass
+class EvalRequest:
+    spec: object  # DatasetSpec
+    load_split: Callable  # split name -> ImageSet
+    students: list[str]
+    teachers: list[str] = field(default_factory=list)  # paths or empty for the cached default
+    protocol: str = "rded"
+    overrides: dict = field(default_factory=dict)
+    repeats: int = 3
+    seed: int = 0
+    device: str = "cpu"
+    cache_dir: Path = Path(".")
+
+
+class Evaluator:
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def evaluate(self, distilled, request: EvalRequest, on_result: Callable[[dict], None]) -> list[dict]:
+        """Evaluate ``distilled``; call ``on_result(record)`` as each record is finished."""
+        raise NotImplementedError

@@ -1,0 +1,147 @@
+"""The Distiller interface and the per-unit runner that every method shares.
+
+A method splits its work into units (by default one per class; SRe2L, whose
+batches mix classes, uses one per IPC index).  The runner skips units that a
+previous, interrupted run finished, seeds each unit from (seed, unit id),
+writes each unit's images as it completes, and turns the folder into a
+finished set only at the end, by writing ``manifest.json`` last and renaming
+the folder into place.  Resume, seeding, progress and atomic output therefore
+work the same for built-in and third-party methods.
+"""
+import dataclasses
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from distillbench import atomic, options as options_mod
+from distillbench.distilled import MANIFEST, DistilledSet, class_folder, png_bytes
+
+UNITS_DIR = ".units"
+
+
+def derive_seed(seed: int, key: str) -> int:
+    """A 63-bit seed for ``key`` that does not depend on the order units run in."""
+    digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of work: the images with these (label, slot) pairs."""
+
+    id: str
+    labels: tuple
+    slots: tuple
+
+
+@dataclass
+class RunContext:
+    spec: object  # DatasetSpec
+    train: object  # ImageSet of the training split
+    ipc: int
+    seed: int
+    device: str
+    scratch: Path
+
+    def generator(self, unit: Unit, device: str = "cpu"):
+        """A torch generator seeded from (seed, unit id)."""
+        import torch
+        return torch.Generator(device=device).manual_seed(derive_seed(self.seed, unit.id))
+
+    def progress(self, iterable, desc: str, total=None):
+        from tqdm.auto import tqdm
+        return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+
+
+class Distiller:
+    """A dataset-distillation method.
+
+    Subclasses set ``name`` and ``description``, declare ``Options`` as a
+    dataclass with defaults, and implement :meth:`distill_unit`.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    @dataclass
+    class Options:
+        pass
+
+    def __init__(self, options=None):
+        self.options = options if options is not None else self.Options()
+
+    @classmethod
+    def from_overrides(cls, overrides: dict) -> "Distiller":
+        return cls(options_mod.build(cls.Options, overrides, owner=f"method '{cls.name}'"))
+
+    def units(self, num_classes: int, ipc: int) -> list[Unit]:
+        return [Unit(f"class-{c:05d}", (c,) * ipc, tuple(range(ipc))) for c in range(num_classes)]
+
+    def setup(self, ctx: RunContext) -> None:
+        """Load what every unit needs (models, statistics); called once, only if work remains."""
+
+    def distill_unit(self, unit: Unit, ctx: RunContext):
+        """uint8 images ``[len(unit.labels), C, H, W]`` at the dataset's size, in the unit's order."""
+        raise NotImplementedError
+
+    def notes(self, ipc: int) -> dict:
+        """Facts about this run worth keeping in the manifest (deviations, dropped terms)."""
+        return {}
+
+    def distill(self, ctx: RunContext, out_dir: Path, manifest_extra: dict) -> DistilledSet:
+        return run_units(self, ctx, Path(out_dir), manifest_extra)
+
+
+def _check_images(method: Distiller, unit: Unit, images, spec) -> None:
+    import torch
+    expected = (len(unit.labels), spec.channels, spec.image_size, spec.image_size)
+    if images.dtype != torch.uint8 or tuple(images.shape) != expected:
+        raise RuntimeError(f"method '{method.name}' returned {images.dtype} {tuple(images.shape)} for unit "
+                           f"{unit.id}; expected uint8 {expected}")
+
+
+def run_units(method: Distiller, ctx: RunContext, out: Path, manifest_extra: dict) -> DistilledSet:
+    if (out / MANIFEST).is_file():
+        return DistilledSet.open(out)
+    partial = out.with_name(out.name + ".partial")
+    markers = partial / UNITS_DIR
+    folders = [class_folder(i, n, ctx.train.num_classes) for i, n in enumerate(ctx.train.class_names)]
+    units = method.units(ctx.train.num_classes, ctx.ipc)
+    todo = [u for u in units if not (markers / f"{u.id}.json").is_file()]
+    if todo:
+        method.setup(ctx)
+    for unit in ctx.progress(todo, desc=f"{method.name} ({len(units) - len(todo)}/{len(units)} done before)"):
+        start = time.perf_counter()
+        images = method.distill_unit(unit, ctx).cpu()
+        _check_images(method, unit, images, ctx.spec)
+        for image, label, slot in zip(images, unit.labels, unit.slots):
+            atomic.write_bytes(partial / folders[label] / f"{slot:05d}.png", png_bytes(image))
+        atomic.write_json(markers / f"{unit.id}.json", {"seconds": time.perf_counter() - start})
+    seconds = {u.id: _read_seconds(markers / f"{u.id}.json") for u in units}
+    manifest = {
+        **manifest_extra,
+        "class_folders": folders,
+        "class_names": ctx.train.class_names,
+        "image_size": ctx.spec.image_size,
+        "notes": method.notes(ctx.ipc),
+        "timings": {"unit_seconds": seconds, "total_seconds": sum(seconds.values())},
+    }
+    distilled = DistilledSet(partial, manifest)
+    manifest["images_checksum"] = distilled.checksum()
+    shutil.rmtree(markers)  # the finished set is a plain ImageFolder
+    atomic.write_json(partial / MANIFEST, manifest)
+    os.replace(partial, out)
+    return DistilledSet(out, manifest)
+
+
+def _read_seconds(marker: Path) -> float:
+    import json
+    return json.loads(marker.read_text())["seconds"]
+
+
+def options_dict(method: Distiller) -> dict:
+    return dataclasses.asdict(method.options)

@@ -1,0 +1,67 @@
+"""Typed options from dataclass fields: parse ``key=value`` strings, reject unknown keys.
+
+Each method (and each evaluation protocol) declares its options as a dataclass
+with defaults; the field's annotation says how a string value is converted:
+``int``, ``float``, ``bool``, ``str``, ``Literal[...]`` (a closed set of
+choices) or ``Optional[...]`` of one of those (``none`` gives None).
+"""
+import dataclasses
+import typing
+
+from distillbench.errors import UsageError, choices_hint
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_pairs(pairs, what: str = "--option") -> dict[str, str]:
+    """Turn ``["a=1", "b=x"]`` into a dict, rejecting malformed items."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"malformed {what} '{pair}': expected key=value, e.g. {what} m=1000")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def _convert(value: str, annotation, key: str):
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value.lower() == "none":
+            return None
+        return _convert(value, inner[0], key)
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        if value not in choices:
+            raise UsageError(f"option {key}={value} is not valid; choose one of: {choices_hint(choices)}")
+        return value
+    if annotation is bool:
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise UsageError(f"option {key}={value} is not a boolean; use true or false")
+    if annotation in (int, float):
+        try:
+            return annotation(value)
+        except ValueError:
+            raise UsageError(f"option {key}={value} is not a valid {annotation.__name__}") from None
+    return value
+
+
+def build(options_cls, overrides: dict, owner: str):
+    """An instance of the dataclass ``options_cls`` with string ``overrides`` applied;
+    ``owner`` names whose options these are in error messages."""
+    fields = {f.name: f for f in dataclasses.fields(options_cls)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise UsageError(f"unknown option '{unknown[0]}' for {owner}; valid keys: {choices_hint(fields, '(none: it takes no options)')}")
+    hints = typing.get_type_hints(options_cls)
+    values = {key: _convert(raw, hints[key], key) for key, raw in overrides.items()}
+    return options_cls(**values)
+
+
+def as_dict(options) -> dict:
+    return dataclasses.asdict(options)

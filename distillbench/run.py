@@ -1,0 +1,126 @@
+"""One run end to end: resolve names, check inputs, distil, record, and optionally evaluate."""
+import hashlib
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from distillbench.distilled import DistilledSet
+from distillbench.errors import UsageError
+from distillbench.method import RunContext, options_dict
+from distillbench.plugins import get_plugins, registry
+from distillbench.store import Store
+
+
+@dataclass
+class RunConfig:
+    method: str
+    dataset: str
+    ipc: int
+    seed: int = 0
+    device: str = "auto"
+    options: dict = field(default_factory=dict)
+    root: Path = Path("distillbench-runs")
+    data_dir: Path | None = None
+    download: bool = False
+
+
+def resolve_device(device: str) -> str:
+    import torch
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0) if device.partition(":")[2].isdigit() or device == "cuda" else -1
+        if index < 0 or not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise UsageError(f"--device {device} requested but that CUDA device is not available here; "
+                             "use --device cpu or auto")
+    elif device != "cpu":
+        raise UsageError(f"unknown --device '{device}'; use cpu, cuda, cuda:N or auto")
+    return device
+
+
+def versions() -> dict:
+    import numpy
+    import torch
+    import torchvision
+    from distillbench import __version__
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__, "distillbench": __version__}
+
+
+def run_id_for(cfg: RunConfig, options: dict) -> str:
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{cfg.dataset}-{cfg.method}-ipc{cfg.ipc}-seed{cfg.seed}-{digest}"
+
+
+def check_ipc(ipc: int, train, dataset: str) -> None:
+    counts = train.class_counts()
+    smallest = min(counts)
+    if ipc < 1 or ipc > smallest:
+        raise UsageError(f"--ipc {ipc} is out of range for '{dataset}': choose 1..{smallest} "
+                         f"(its smallest class, '{train.class_names[counts.index(smallest)]}', "
+                         f"has {smallest} training images)")
+
+
+def distil(cfg: RunConfig):
+    """Distil (or resume, or reuse) the run; return (run_id, DistilledSet)."""
+    method_cls = registry("method").get(cfg.method)
+    spec = registry("dataset").get(cfg.dataset)
+    method = method_cls.from_overrides(cfg.options)
+    train = spec.load("train", cfg.data_dir, cfg.download)
+    check_ipc(cfg.ipc, train, cfg.dataset)
+    options = options_dict(method)
+    run_id = run_id_for(cfg, options)
+    plugin, plugin_version = get_plugins().version_of("method", cfg.method)
+    device = resolve_device(cfg.device)
+    ctx = RunContext(spec=spec, train=train, ipc=cfg.ipc, seed=cfg.seed, device=device,
+                     scratch=cfg.root / "scratch" / run_id)
+    manifest = {
+        "run_id": run_id, "method": cfg.method, "options": options, "dataset": cfg.dataset, "ipc": cfg.ipc,
+        "seed": cfg.seed, "device": device, "plugin": {"name": plugin, "version": plugin_version},
+        "versions": versions(), "inputs": {"train_fingerprint": train.fingerprint()},
+        "command": sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    distilled = method.distill(ctx, cfg.root / "runs" / run_id, manifest)
+    Store(cfg.root).record_run(run_id, distilled.path, distilled.manifest)
+    return run_id, distilled
+
+
+def find_distilled(target: str, root: Path, dataset=None) -> DistilledSet:
+    """A recorded run id, a finished set's folder, or any ImageFolder (then ``dataset`` is needed)."""
+    recorded = Store(root).run(target)
+    if recorded is not None:
+        return DistilledSet.open(recorded[0])
+    path = Path(target)
+    if (path / "manifest.json").is_file():
+        return DistilledSet.open(path)
+    if not path.is_dir():
+        raise UsageError(f"'{target}' is neither a run recorded under {root} nor a folder; "
+                         "see the run ids with `distillbench show`")
+    if dataset is None:
+        raise UsageError(f"{path} has no manifest.json; say which dataset it distils with --dataset")
+    spec = registry("dataset").get(dataset)
+    return DistilledSet.from_imagefolder(path, dataset, spec.image_size)
+
+
+def evaluate(distilled: DistilledSet, root: Path, evaluator_name: str, request, on_result=None) -> list[dict]:
+    """Evaluate ``distilled`` and store every record as soon as it exists."""
+    evaluator = registry("evaluator").get(evaluator_name)()
+    store = Store(root)
+    manifest = distilled.manifest
+    if manifest["dataset"] != request.spec.name:
+        raise UsageError(f"the set distils '{manifest['dataset']}' but evaluation was asked on "
+                         f"'{request.spec.name}'; drop --dataset or pass --dataset {manifest['dataset']}")
+    base = {"run_id": manifest.get("run_id"), "method": manifest["method"], "dataset": manifest["dataset"],
+            "ipc": manifest["ipc"], "distilled_path": str(distilled.path), "evaluator": evaluator_name,
+            "versions": versions()}
+
+    def record(result: dict) -> None:
+        full = {**base, **result}
+        store.record_evaluation(full)
+        if on_result is not None:
+            on_result(full)
+
+    return evaluator.evaluate(distilled, request, record)

@@ -1,0 +1,69 @@
+"""The results store: SQLite (WAL, busy timeout) under the root, one row per run and per evaluation."""
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, method TEXT NOT NULL, dataset TEXT NOT NULL, ipc INTEGER NOT NULL,
+    seed INTEGER NOT NULL, path TEXT NOT NULL, manifest TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, method TEXT NOT NULL, dataset TEXT NOT NULL,
+    ipc INTEGER NOT NULL, student TEXT NOT NULL, protocol TEXT NOT NULL, seed INTEGER NOT NULL,
+    final_acc REAL NOT NULL, best_acc REAL, seconds REAL, record TEXT NOT NULL, created REAL NOT NULL);
+"""
+EVALUATION_COLUMNS = ("run_id", "method", "dataset", "ipc", "student", "protocol", "seed",
+                      "final_acc", "best_acc", "seconds")
+
+
+class Store:
+    def __init__(self, root: Path):
+        self.path = Path(root) / "results.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=60000")
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def record_run(self, run_id: str, path: Path, manifest: dict) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)",
+                       (run_id, manifest["method"], manifest["dataset"], manifest["ipc"], manifest["seed"],
+                        str(path), json.dumps(manifest, sort_keys=True), time.time()))
+
+    def run(self, run_id: str):
+        with self._connect() as db:
+            row = db.execute("SELECT path, manifest FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else (Path(row[0]), json.loads(row[1]))
+
+    def run_ids(self) -> list[str]:
+        with self._connect() as db:
+            return [r[0] for r in db.execute("SELECT run_id FROM runs ORDER BY created")]
+
+    def record_evaluation(self, record: dict) -> None:
+        with self._connect() as db:
+            db.execute(f"INSERT INTO evaluations ({', '.join(EVALUATION_COLUMNS)}, record, created) "
+                       f"VALUES ({', '.join('?' * (len(EVALUATION_COLUMNS) + 2))})",
+                       [record.get(c) for c in EVALUATION_COLUMNS] + [json.dumps(record, sort_keys=True), time.time()])
+
+    def evaluations(self, dataset=None):
+        """All evaluation rows as a pandas DataFrame (optionally of one dataset)."""
+        import pandas as pd
+        query = f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations"
+        params = ()
+        if dataset:
+            query, params = query + " WHERE dataset = ?", (dataset,)
+        with self._connect() as db:
+            rows = db.execute(query, params).fetchall()
+        return pd.DataFrame(rows, columns=list(EVALUATION_COLUMNS))

@@ -1,0 +1,65 @@
+"""Paper-style tables and plots from the store's evaluation rows.
+
+Rows are student x IPC (prefixed by dataset/protocol when several are
+present), columns are methods, cells are ``mean ± std`` of the accuracy (%)
+over seeds.
+"""
+from pathlib import Path
+
+from distillbench import atomic
+
+FORMATS = ("markdown", "latex", "csv")
+
+
+def _row_keys(df) -> list[str]:
+    return [k for k in ("dataset", "protocol") if df[k].nunique() > 1] + ["student", "ipc"]
+
+
+def summary(df, metric: str = "final_acc"):
+    """mean, std (population over seeds, in %) and count per (row keys, method)."""
+    keys = _row_keys(df) + ["method"]
+    grouped = df.assign(acc=df[metric] * 100).groupby(keys)["acc"]
+    return grouped.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
+
+
+def pivot(df, metric: str = "final_acc"):
+    """The table as a DataFrame of ``mean ± std`` strings."""
+    stats = summary(df, metric)
+    stats["cell"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(stats["mean"], stats["std"])]
+    table = stats.pivot(index=_row_keys(df), columns="method", values="cell").fillna("–")
+    table.columns.name = None
+    return table
+
+
+def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
+    table = pivot(df, metric)
+    if fmt == "csv":
+        return table.to_csv()
+    from tabulate import tabulate
+    return tabulate(table.reset_index(), headers="keys", tablefmt="pipe" if fmt == "markdown" else "latex_booktabs",
+                    showindex=False, disable_numparse=True)
+
+
+def plot(df, path: Path, metric: str = "final_acc") -> Path:
+    """Accuracy vs IPC, one line per method, one panel per student, written as PNG."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    stats = summary(df, metric)
+    students = sorted(stats["student"].unique())
+    fig, axes = plt.subplots(1, len(students), figsize=(4.5 * len(students), 3.6), squeeze=False)
+    for ax, student in zip(axes[0], students):
+        for method, rows in stats[stats["student"] == student].groupby("method"):
+            rows = rows.sort_values("ipc")
+            ax.errorbar(rows["ipc"], rows["mean"], yerr=rows["std"], marker="o", capsize=3, label=method)
+        ax.set(title=student, xlabel="images per class", ylabel="accuracy (%)", xscale="log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic.write_bytes(Path(path), buffer.getvalue())
+    return Path(path)

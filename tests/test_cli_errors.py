@@ -1,0 +1,42 @@
+"""Every usage error: exit code 2 and one line that names the problem and the choices."""
+import pytest
+
+from conftest import invoke
+
+CASES = [
+    (["run", "--method", "nope", "--ipc", "1", "--dataset", "digits"], "unknown method 'nope'; choose one of:", "random"),
+    (["run", "--method", "random", "--ipc", "1", "--dataset", "nope"], "unknown dataset 'nope'", "mnist5k"),
+    (["run", "--method", "random", "--ipc", "0", "--dataset", "digits"], "--ipc 0 is out of range", "choose 1.."),
+    (["run", "--method", "random", "--ipc", "100000", "--dataset", "digits"], "--ipc 100000 is out of range", "smallest class"),
+    (["run", "--method", "random", "--ipc", "1", "--dataset", "digits", "--option", "bogus=1"],
+     "unknown option 'bogus' for method 'random'", "valid keys"),
+    (["run", "--method", "random", "--ipc", "1", "--dataset", "digits", "--option", "novalue"],
+     "malformed --option 'novalue'", "key=value"),
+    (["run", "--method", "random", "--ipc", "1", "--dataset", "mnist"], "dataset 'mnist' is read from disk", "--data-dir"),
+    (["run", "--method", "random", "--ipc", "1", "--dataset", "cifar10", "--data-dir", "/nonexistent"],
+     "dataset 'cifar10' not found at /nonexistent/cifar-10-batches-py", "--download"),
+    (["run", "--method", "random", "--ipc", "1", "--dataset", "digits", "--evaluate", "--student", "nope"],
+     "unknown model 'nope'", "choose one of"),
+    (["run", "--method", "random", "--ipc", "1", "--dataset", "digits", "--device", "cuda:7"],
+     "--device cuda:7 requested", None),
+    (["show", "no-such-run"], "no run 'no-such-run'", "distillbench show"),
+    (["evaluate", "no-such-run"], "'no-such-run' is neither a run recorded", "distillbench show"),
+    (["compare"], "no evaluations stored", "--evaluate"),
+]
+
+
+@pytest.mark.parametrize("args,problem,hint", CASES, ids=[" ".join(c[0][:3]) + " " + c[1][:20] for c in CASES])
+def test_usage_error_is_one_clear_line(args, problem, hint, root):
+    result = invoke(*args, "--root", root)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and problem in lines[0]
+    if hint:
+        assert hint in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_usage_errors_leave_no_output_behind(root):
+    invoke("run", "--method", "random", "--ipc", "0", "--dataset", "digits", "--root", root)
+    assert not (root / "runs").exists()

@@ -1,0 +1,136 @@
+"""Each loader on small files written in the real on-disk format, and the embedded splits."""
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from distillbench.errors import UsageError
+from distillbench.plugins import registry
+
+
+def load(name, split, data_dir=None):
+    return registry("dataset").get(name).load(split, data_dir)
+
+
+@pytest.mark.parametrize("name,train_per_class", [("digits", None), ("mnist5k", 400)])
+def test_embedded_split_is_stratified_disjoint_and_fixed(name, train_per_class):
+    train, test = load(name, "train"), load(name, "test")
+    assert train.load(torch.arange(4)).shape == (4, 3, 32, 32) and train.load(torch.arange(1)).dtype == torch.uint8
+    counts = train.class_counts()
+    if train_per_class:
+        assert counts == [train_per_class] * 10 and test.class_counts() == [100] * 10
+    ratio = np.array(counts) / (np.array(counts) + np.array(test.class_counts()))
+    assert np.allclose(ratio, 0.8, atol=0.02)
+    train_rows = {bytes(x.numpy()) for x in train.images}
+    assert not any(bytes(x.numpy()) in train_rows for x in test.images[:200])
+    assert load(name, "train").fingerprint() == train.fingerprint()
+
+
+def _idx(path, magic, array):
+    path.write_bytes(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes())
+
+
+def test_mnist_reads_torchvision_raw_format(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    images = np.zeros((20, 28, 28), np.uint8)
+    images[:, 10:18, 10:18] = 255
+    labels = np.arange(20, dtype=np.uint8) % 10
+    for prefix in ("train", "t10k"):
+        _idx(raw / f"{prefix}-images-idx3-ubyte", 2051, images)
+        _idx(raw / f"{prefix}-labels-idx1-ubyte", 2049, labels)
+    train = load("mnist", "train", tmp_path)
+    x = train.load(torch.arange(20))
+    assert x.shape == (20, 3, 32, 32) and train.targets.tolist() == labels.tolist()
+    assert x[:, :, 0, 0].max() == 0 and x[:, :, 16, 16].min() == 255
+    assert torch.equal(x[:, 0], x[:, 2])
+
+
+def _write_cifar(folder, files, label_key, meta_file, names_key, names):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for file in files:
+        labels = [i % len(names) for i in range(2 * len(names))]
+        data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+        with open(folder / file, "wb") as f:
+            pickle.dump({"data": data, label_key: labels}, f)
+    with open(folder / meta_file, "wb") as f:
+        pickle.dump({names_key: names}, f)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_reads_torchvision_pickle_format(tmp_path, monkeypatch, name):
+    import os
+
+    import torchvision.datasets.cifar
+    # Test files cannot match the official archives' md5 sums, which torchvision checks: check presence only.
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
+    if name == "cifar10":
+        names = [f"c{i}" for i in range(10)]
+        _write_cifar(tmp_path / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+                     "labels", "batches.meta", "label_names", names)
+    else:
+        names = [f"c{i}" for i in range(100)]
+        _write_cifar(tmp_path / "cifar-100-python", ["train", "test"], "fine_labels", "meta", "fine_label_names", names)
+    train = load(name, "train", tmp_path)
+    assert train.class_names == names and min(train.class_counts()) >= 2
+    x = train.load(torch.arange(3))
+    assert x.shape == (3, 3, 32, 32)
+    with open(next(p for p in sorted(tmp_path.rglob("*")) if p.name in ("data_batch_1", "train")), "rb") as f:
+        first = pickle.load(f)["data"][0].reshape(3, 32, 32)
+    assert torch.equal(x[0], torch.from_numpy(first))
+
+
+def _jpeg(path, value, size=(70, 80)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (value, value, value)).save(path)
+
+
+def test_tinyimagenet_layout(tmp_path):
+    root = tmp_path / "tiny-imagenet-200"
+    wnids = ["n02", "n01"]
+    for i, wnid in enumerate(wnids):
+        for k in range(3):
+            _jpeg(root / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", 50 * (i + 1))
+    rows = []
+    for k, wnid in enumerate(["n01", "n02", "n01"]):
+        _jpeg(root / "val" / "images" / f"val_{k}.JPEG", 10)
+        rows.append(f"val_{k}.JPEG\t{wnid}\t0\t0\t10\t10")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(rows) + "\n")
+    train, val = load("tinyimagenet", "train", tmp_path), load("tinyimagenet", "test", tmp_path)
+    assert train.class_names == ["n01", "n02"] and train.class_counts() == [3, 3]
+    assert val.targets.tolist() == [0, 1, 0]
+    x = train.load(torch.tensor([0, 5]))
+    assert x.shape == (2, 3, 64, 64)
+    assert abs(int(x[0].float().mean()) - 100) <= 2  # n01 was written with grey level 100
+
+
+@pytest.mark.parametrize("name,subdir,size", [("imagenet", "imagenet", 224), ("imagefolder", ".", 64)])
+def test_imagefolder_layouts(tmp_path, name, subdir, size):
+    root = tmp_path / subdir
+    for split in ("train", "val"):
+        for cls in ("b_cls", "a_cls"):
+            for k in range(2):
+                _jpeg(root / split / cls / f"{k}.png", 200)
+    train = load(name, "train", tmp_path)
+    assert train.class_names == ["a_cls", "b_cls"]
+    assert train.load(torch.tensor([0])).shape == (1, 3, size, size)
+    assert train.fingerprint().startswith("sha256-listing:")
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    for split in ("train", "val"):
+        _jpeg(tmp_path / split / "a" / "ok.png", 1)
+    bad = tmp_path / "train" / "a" / "broken.png"
+    bad.write_bytes(b"not an image")
+    train = load("imagefolder", "train", tmp_path)
+    with pytest.raises(UsageError, match="broken.png"):
+        train.load(torch.arange(2))
+
+
+def test_missing_tinyimagenet_says_where_and_how(tmp_path):
+    with pytest.raises(UsageError, match=r"tiny-imagenet-200.*unzip"):
+        load("tinyimagenet", "train", tmp_path)

@@ -1,0 +1,40 @@
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import pytest
+
+from distillbench.errors import UsageError
+from distillbench.options import build, parse_pairs
+
+
+@dataclass
+class Opts:
+    m: int = 10
+    lam: float = 0.5
+    mapping: Literal["ddim", "ddpm"] = "ddim"
+    guided: bool = True
+    backbone: Optional[str] = None
+
+
+def test_values_are_converted_by_annotation():
+    opts = build(Opts, parse_pairs(["m=1000", "lam=0.1", "mapping=ddpm", "guided=false", "backbone=/x"]), "t")
+    assert opts == Opts(1000, 0.1, "ddpm", False, "/x")
+    assert build(Opts, {}, "t") == Opts()
+    assert build(Opts, {"backbone": "none"}, "t").backbone is None
+
+
+@pytest.mark.parametrize("pairs,message", [
+    (["x=1"], "unknown option 'x' for t; valid keys: backbone, guided, lam, m, mapping"),
+    (["m=ten"], "option m=ten is not a valid int"),
+    (["mapping=ddx"], "choose one of: ddim, ddpm"),
+    (["guided=maybe"], "is not a boolean"),
+])
+def test_bad_values_are_rejected_with_the_choices(pairs, message):
+    with pytest.raises(UsageError, match=message):
+        build(Opts, parse_pairs(pairs), "t")
+
+
+@pytest.mark.parametrize("pair", ["novalue", "=3", ""])
+def test_malformed_pairs(pair):
+    with pytest.raises(UsageError, match="expected key=value"):
+        parse_pairs([pair])

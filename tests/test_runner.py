@@ -1,0 +1,100 @@
+"""The per-unit runner: output layout, manifest, determinism, atomic finish and resume."""
+import json
+
+import pytest
+import torch
+from torchvision.datasets import ImageFolder
+
+from conftest import invoke
+from distillbench.builtin.random_method import RandomSubset
+from distillbench.distilled import MANIFEST, DistilledSet
+from distillbench.method import RunContext, run_units
+from distillbench.plugins import registry
+
+
+def context(tmp_path, ipc=3, seed=0):
+    spec = registry("dataset").get("digits")
+    return RunContext(spec=spec, train=spec.load("train"), ipc=ipc, seed=seed, device="cpu", scratch=tmp_path / "s")
+
+
+def png_bytes_of(path):
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.glob("*/*.png"))}
+
+
+def test_cli_run_writes_imagefolder_manifest_and_grid(root):
+    result = invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "3", "--root", root)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (root / "runs").iterdir()
+    assert f"distilled set: {run_dir}" in result.output
+    assert (run_dir / "grid.png").stat().st_size > 0
+    folder = ImageFolder(str(run_dir))
+    assert len(folder) == 30 and folder.class_to_idx["003_3"] == 3
+    assert [label for _, label in folder.samples] == [c for c in range(10) for _ in range(3)]
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    assert manifest["method"] == "random" and manifest["ipc"] == 3 and manifest["seed"] == 0
+    assert manifest["inputs"]["train_fingerprint"].startswith("sha256:")
+    assert set(manifest["versions"]) >= {"python", "torch", "distillbench"}
+    assert len(manifest["timings"]["unit_seconds"]) == 10
+    assert manifest["images_checksum"] == DistilledSet.open(run_dir).checksum()
+    show = invoke("show", run_dir.name, "--grid", root / "g.png", "--root", root)
+    assert show.exit_code == 0 and (root / "g.png").is_file()
+
+
+def test_random_images_are_real_training_images_of_their_class(tmp_path):
+    ctx = context(tmp_path)
+    distilled = run_units(RandomSubset(), ctx, tmp_path / "out", {})
+    images, labels = distilled.load()
+    for image, label in zip(images, labels):
+        pool = ctx.train.load(ctx.train.indices_of(int(label)))
+        assert (pool == image).flatten(1).all(1).any()
+
+
+def test_same_seed_same_bytes_other_seed_other_images(tmp_path):
+    a = run_units(RandomSubset(), context(tmp_path, seed=1), tmp_path / "a", {})
+    b = run_units(RandomSubset(), context(tmp_path, seed=1), tmp_path / "b", {})
+    c = run_units(RandomSubset(), context(tmp_path, seed=2), tmp_path / "c", {})
+    assert png_bytes_of(a.path) == png_bytes_of(b.path)
+    assert png_bytes_of(a.path) != png_bytes_of(c.path)
+
+
+class Crashes(RandomSubset):
+    """Dies in the middle of the run, after some units finished."""
+
+    calls = 0
+
+    def distill_unit(self, unit, ctx):
+        type(self).calls += 1
+        if unit.id == "class-00004":
+            raise KeyboardInterrupt
+        return super().distill_unit(unit, ctx)
+
+
+class Counts(RandomSubset):
+    calls = 0
+
+    def distill_unit(self, unit, ctx):
+        type(self).calls += 1
+        return super().distill_unit(unit, ctx)
+
+
+def test_interrupted_run_is_not_complete_and_resumes_to_same_result(tmp_path):
+    reference = run_units(RandomSubset(), context(tmp_path), tmp_path / "ref", {})
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_units(Crashes(), context(tmp_path), out, {})
+    assert not out.exists()
+    with pytest.raises(Exception, match="not a finished distilled set"):
+        DistilledSet.open(out.with_name("out.partial"))
+    resumed = run_units(Counts(), context(tmp_path), out, {})
+    assert Counts.calls == 6  # units 0-3 were kept from the interrupted run
+    assert png_bytes_of(resumed.path) == png_bytes_of(reference.path)
+    assert not out.with_name("out.partial").exists()
+
+
+def test_wrong_image_shape_from_a_method_is_an_error(tmp_path):
+    class Wrong(RandomSubset):
+        def distill_unit(self, unit, ctx):
+            return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+
+    with pytest.raises(RuntimeError, match="expected uint8"):
+        run_units(Wrong(), context(tmp_path), tmp_path / "out", {})

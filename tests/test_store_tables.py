@@ -1,0 +1,40 @@
+import pandas as pd
+import pytest
+
+from distillbench import tables
+from distillbench.store import Store
+
+
+def rows():
+    out = []
+    for method, accs in (("random", (0.50, 0.54)), ("d3hr", (0.70, 0.74))):
+        for seed, acc in enumerate(accs):
+            out.append(dict(run_id="r", method=method, dataset="digits", ipc=10, student="conv3", protocol="rded",
+                            seed=seed, final_acc=acc, best_acc=acc + 0.01, seconds=1.0))
+    return out
+
+
+def test_store_round_trip_and_filter(tmp_path):
+    store = Store(tmp_path)
+    for row in rows():
+        store.record_evaluation({**row, "extra": {"resolved": "config"}})
+    store.record_evaluation({**rows()[0], "dataset": "other"})
+    df = store.evaluations("digits")
+    assert len(df) == 4 and set(df["method"]) == {"random", "d3hr"}
+    store.record_run("r1", tmp_path, {"method": "random", "dataset": "digits", "ipc": 1, "seed": 0})
+    assert store.run("r1")[1]["method"] == "random" and store.run_ids() == ["r1"]
+
+
+def test_table_cells_are_mean_pm_std_over_seeds():
+    table = tables.pivot(pd.DataFrame(rows()))
+    assert table.loc[("conv3", 10), "random"] == "52.00 ± 2.00"
+    assert table.loc[("conv3", 10), "d3hr"] == "72.00 ± 2.00"
+    assert "72.00 ± 2.00" in tables.render(pd.DataFrame(rows()), "markdown")
+    assert "\\toprule" in tables.render(pd.DataFrame(rows()), "latex")
+    assert tables.render(pd.DataFrame(rows()), "csv").splitlines()[0] == "student,ipc,d3hr,random"
+    assert tables.pivot(pd.DataFrame(rows()), "best_acc").loc[("conv3", 10), "d3hr"] == "73.00 ± 2.00"
+
+
+def test_plot_is_a_png(tmp_path):
+    path = tables.plot(pd.DataFrame(rows()), tmp_path / "p.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
