@@ -1,5 +1,4 @@
 """The ``distillbench`` command line.  Plugins add commands through ``register_commands``."""
-import functools
 import json
 import sys
 from pathlib import Path
@@ -56,15 +55,18 @@ def cli():
     """distillbench: distil datasets with pluggable methods and compare them under one protocol."""
 
 
-def _listing(kind: str):
-    entries = registry(kind)
-    for name, item in zip(entries.names(), entries.items()):
-        click.echo(f"{name:<20} {item.description}  [{entries.origin(name)}]")
+def _add_listing(kind: str, plural: str) -> None:
+    @cli.command(name=plural, help=f"List the registered {plural}.")
+    @click.option("-q", "--quiet", "names_only", is_flag=True, help="Names only, one per line.")
+    def listing(names_only):
+        entries = registry(kind)
+        for name, item in zip(entries.names(), entries.items()):
+            click.echo(name if names_only else f"{name:<20} {item.description}  [{entries.origin(name)}]")
 
 
 for _kind, _plural in (("method", "methods"), ("dataset", "datasets"), ("model", "models"),
                        ("evaluator", "evaluators")):
-    cli.command(name=_plural, help=f"List the registered {_plural}.")(functools.partial(_listing, _kind))
+    _add_listing(_kind, _plural)
 
 
 @cli.command()
@@ -143,9 +145,10 @@ def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teac
 @root_option
 def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, overrides, repeats, evaluator,
                  data_dir, download, root):
-    """Evaluate a recorded run (by id) or a folder of distilled images."""
+    """Evaluate TARGET: a recorded run id, a folder of distilled images, or `full`
+    (the whole training set: the full-data reference of DD-Ranking's metrics)."""
     from distillbench.run import evaluate, find_distilled
-    distilled = find_distilled(target, root, dataset)
+    distilled = find_distilled(target, root, dataset, data_dir, download)
     spec = registry("dataset").get(distilled.manifest["dataset"] if dataset is None else dataset)
     request = _eval_request(spec, data_dir, download, students, teachers, protocol, overrides, repeats, seed, device)
     evaluate(distilled, root, evaluator, request, on_result=_print_result)

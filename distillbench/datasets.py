@@ -24,6 +24,7 @@ class DatasetSpec:
     loader: Callable = field(repr=False, compare=False)
     channels: int = 3
     needs_data_dir: bool = False
+    mirror_invariant: bool = True  # False where a horizontal flip changes the class (digits)
 
     def load(self, split: str, data_dir=None, download: bool = False) -> "ImageSet":
         if self.needs_data_dir and data_dir is None:

@@ -83,3 +83,21 @@ class DistilledSet:
             digest.update(f"{label}/{file.name}".encode())
             digest.update(file.read_bytes())
         return "sha256:" + digest.hexdigest()
+
+
+class FullTrainingSet:
+    """The whole training split posing as a set: the full-data reference of DD-Ranking (method "full")."""
+
+    path = None
+
+    def __init__(self, spec, train):
+        self.train = train
+        self.manifest = {"method": "full", "dataset": spec.name, "ipc": 0, "image_size": spec.image_size,
+                         "run_id": None, "images_checksum": train.fingerprint()}
+
+    def load(self):
+        import torch
+        return self.train.load(torch.arange(len(self.train))), self.train.targets
+
+    def checksum(self) -> str:
+        return self.manifest["images_checksum"]

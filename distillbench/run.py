@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from distillbench.distilled import DistilledSet
+from distillbench.distilled import DistilledSet, FullTrainingSet
 from distillbench.errors import UsageError
 from distillbench.method import RunContext, options_dict
 from distillbench.plugins import get_plugins, registry
 from distillbench.store import Store
+
+FULL = "full"
 
 
 @dataclass
@@ -88,8 +90,14 @@ def distil(cfg: RunConfig):
     return run_id, distilled
 
 
-def find_distilled(target: str, root: Path, dataset=None) -> DistilledSet:
-    """A recorded run id, a finished set's folder, or any ImageFolder (then ``dataset`` is needed)."""
+def find_distilled(target: str, root: Path, dataset=None, data_dir=None, download=False):
+    """A recorded run id, a finished set's folder, any ImageFolder (then ``dataset`` is needed),
+    or ``full``: the dataset's whole training split (the full-data reference)."""
+    if target == FULL:
+        if dataset is None:
+            raise UsageError("evaluating 'full' (the whole training set) needs --dataset")
+        spec = registry("dataset").get(dataset)
+        return FullTrainingSet(spec, spec.load("train", data_dir, download))
     recorded = Store(root).run(target)
     if recorded is not None:
         return DistilledSet.open(recorded[0])

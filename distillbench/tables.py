@@ -31,13 +31,23 @@ def pivot(df, metric: str = "final_acc"):
     return table
 
 
-def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
-    table = pivot(df, metric)
+def _format(table, fmt: str, floatfmt: str = ".3f") -> str:
     if fmt == "csv":
-        return table.to_csv()
+        return table.to_csv(index=False)
     from tabulate import tabulate
-    return tabulate(table.reset_index(), headers="keys", tablefmt="pipe" if fmt == "markdown" else "latex_booktabs",
-                    showindex=False, disable_numparse=True)
+    return tabulate(table, headers="keys", tablefmt="pipe" if fmt == "markdown" else "latex_booktabs",
+                    showindex=False, floatfmt=floatfmt)
+
+
+def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
+    """The accuracy table, followed by DD-Ranking's HLR/IOR/LRS where their inputs were stored."""
+    from distillbench import ddranking
+    distilled = df[df["method"] != ddranking.FULL_METHOD]
+    text = _format(pivot(distilled, metric).reset_index(), fmt) if not distilled.empty else ""
+    ranking = ddranking.table(df, metric)
+    if not ranking.empty:
+        text += "\n\nDD-Ranking (w = 0.5; accuracies as fractions):\n" + _format(ranking, fmt)
+    return text
 
 
 def plot(df, path: Path, metric: str = "final_acc") -> Path:

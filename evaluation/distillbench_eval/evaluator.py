@@ -1,0 +1,94 @@
+"""The ``students`` evaluator's work: train students on a set under a protocol, report test accuracy."""
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from distillbench import atomic
+from distillbench.errors import UsageError
+from distillbench.method import derive_seed
+from distillbench.plugins import registry
+from distillbench_eval.protocols import batch_size, for_dataset, resolve
+from distillbench_eval.teachers import Ensemble, resolve_teachers
+from distillbench_eval.training import Normalizer, train_model
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def normalizer(spec, settings, device) -> Normalizer:
+    if settings.normalization == "imagenet":
+        return Normalizer(IMAGENET_MEAN, IMAGENET_STD, device)
+    return Normalizer(spec.mean, spec.std, device)
+
+
+def progress(desc: str):
+    from tqdm.auto import tqdm
+    return lambda iterable: tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+
+
+@torch.inference_mode()
+def soft_labels(teacher, images_u8, normalize, temperature: float, device: str, batch: int = 500):
+    """softmax(teacher(x)/T) of every (un-augmented) image."""
+    chunks = [F.softmax(teacher(normalize(images_u8[i:i + batch].to(device).float() / 255)).float() / temperature, 1)
+              for i in range(0, len(images_u8), batch)]
+    return torch.cat(chunks)
+
+
+def stored_soft_labels(distilled, teacher, teacher_infos, images_u8, normalize, temperature, device):
+    """Soft labels computed once and kept beside the set's images (FKD-style), keyed by teacher checksums."""
+    from safetensors.torch import load_file, save
+    if distilled.path is None:
+        raise UsageError("stored labels need a distilled set on disk; use the rded protocol for 'full'")
+    key = "-".join(info["sha256"].split(":")[1][:12] for info in teacher_infos)
+    path = Path(distilled.path) / f"soft_labels-{key}-T{temperature:g}.safetensors"
+    if path.is_file():
+        return load_file(path)["probs"].to(device)
+    probs = soft_labels(teacher, images_u8, normalize, temperature, device)
+    atomic.write_bytes(path, save({"probs": probs.cpu().contiguous()}))
+    return probs
+
+
+def labeller(settings, student: str, request, num_classes: int, distilled, images, normalize):
+    """(teacher ensemble or None, teacher descriptions, stored soft labels or None) for one student."""
+    if settings.labels == "hard":
+        return None, [], None
+    loaded = resolve_teachers(request.teachers, settings.teacher_arch or student, request.spec, num_classes,
+                              request.cache_dir)
+    teacher = Ensemble([model for model, _ in loaded]).to(request.device, memory_format=torch.channels_last)
+    infos = [info for _, info in loaded]
+    stored = None
+    if settings.labels == "stored":
+        stored = stored_soft_labels(distilled, teacher, infos, images, normalize, settings.temperature,
+                                    request.device)
+    return teacher, infos, stored
+
+
+def evaluate_students(distilled, request, on_result) -> list[dict]:
+    protocol = for_dataset(resolve(request.protocol, request.overrides), request.spec)
+    settings, spec, device = protocol.settings, request.spec, request.device
+    images, labels = distilled.load()
+    test_split = request.load_split("test")
+    test = (test_split.load(torch.arange(len(test_split))), test_split.targets)
+    num_classes = test_split.num_classes
+    normalize = normalizer(spec, settings, device)
+    batch = settings.batch_size or batch_size(distilled.manifest["ipc"] or len(images), num_classes, len(images))
+    checksum = distilled.checksum()
+    results = []
+    for student in request.students:
+        model_spec = registry("model").get(student)
+        teacher, teacher_infos, stored = labeller(settings, student, request, num_classes, distilled, images,
+                                                  normalize)
+        lr = settings.lr or model_spec.adamw_lr
+        for repeat in range(request.repeats):
+            seed = derive_seed(request.seed, f"{student}/{repeat}") % 2**31
+            torch.manual_seed(seed)
+            model = model_spec.build(num_classes, spec.image_size)
+            result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
+                                 normalize=normalize, device=device, seed=seed, teacher=teacher,
+                                 stored_probs=stored, progress=progress(f"{student} seed {repeat}"))
+            record = {"student": student, "protocol": protocol.name, "protocol_resolved": protocol.resolved(),
+                      "seed": repeat, "train_seed": seed, "teachers": teacher_infos, "batch_size": batch,
+                      "lr": lr, "device": device, "distilled_checksum": checksum, **result}
+            on_result(record)
+            results.append(record)
+    return results

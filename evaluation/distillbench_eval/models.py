@@ -1,0 +1,65 @@
+"""The student/teacher architectures of the field's tables, registered through ``register_models``.
+
+Learning rates are RDED's per-student AdamW rates (RDED ``argument.py``;
+the same table is in D3HR's ``validation/argument.py``).
+"""
+from distillbench.errors import UsageError
+from distillbench.models import ModelSpec
+
+
+def convnet(depth: int, num_classes: int, image_size: int, width: int = 128):
+    """ConvNet-W128 (RDED/D3HR ``convD``): [conv3x3 -> BatchNorm -> ReLU -> AvgPool2] x depth -> Linear."""
+    import torch.nn as nn
+    side = image_size // 2 ** depth
+    if side < 1:
+        raise UsageError(f"student conv{depth} halves the image {depth} times, so it needs at least "
+                         f"{2 ** depth}px images; this dataset has {image_size}px: choose a shallower conv")
+    layers, channels = [], 3
+    for _ in range(depth):
+        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                   nn.AvgPool2d(2, 2)]
+        channels = width
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(width * side * side, num_classes))
+
+
+def resnet18_modified(num_classes: int, image_size: int):
+    """torchvision ResNet-18 with a 3x3 stride-1 first conv and no max-pool (for 32-64 px inputs)."""
+    import torch.nn as nn
+    from torchvision.models import resnet18
+    model = resnet18(num_classes=num_classes)
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+def _torchvision(name: str):
+    def build(num_classes: int, image_size: int):
+        import torchvision.models
+        return getattr(torchvision.models, name)(num_classes=num_classes)
+    return build
+
+
+def deit_tiny(num_classes: int, image_size: int):
+    """timm DeiT-Tiny; patch 16 at >= 224 px, else image_size // 8 (4 px patches at 32 px)."""
+    import timm
+    patch = 16 if image_size >= 224 else max(1, image_size // 8)
+    return timm.create_model("deit_tiny_patch16_224", pretrained=False, num_classes=num_classes,
+                             img_size=image_size, patch_size=patch)
+
+
+def _conv(depth: int):
+    return lambda num_classes, image_size: convnet(depth, num_classes, image_size)
+
+
+MODELS = [
+    *(ModelSpec(f"conv{d}", f"ConvNet-W128 of depth {d} (BatchNorm, ReLU, 2x2 average pooling)", _conv(d))
+      for d in (3, 4, 5, 6)),
+    ModelSpec("resnet18_modified", "ResNet-18, 3x3 stride-1 stem, no max-pool (32-64 px)", resnet18_modified),
+    ModelSpec("resnet18", "torchvision ResNet-18", _torchvision("resnet18")),
+    ModelSpec("resnet101", "torchvision ResNet-101", _torchvision("resnet101")),
+    ModelSpec("mobilenet_v2", "torchvision MobileNetV2", _torchvision("mobilenet_v2"), adamw_lr=2.5e-3),
+    ModelSpec("vgg11", "torchvision VGG-11", _torchvision("vgg11"), adamw_lr=5e-4),
+    ModelSpec("efficientnet_b0", "torchvision EfficientNet-B0", _torchvision("efficientnet_b0"), adamw_lr=2e-3),
+    ModelSpec("shufflenet_v2", "torchvision ShuffleNetV2 x1.0", _torchvision("shufflenet_v2_x1_0")),
+    ModelSpec("deit_tiny", "timm DeiT-Tiny (ViT, patch size scaled to the image)", deit_tiny, adamw_lr=1e-4),
+]

@@ -1,0 +1,98 @@
+"""Teachers: train one into the cache, or load user-supplied checkpoints.
+
+A checkpoint is either ours (``{"model": state_dict, "arch": ..., "dataset":
+..., ...}``, written by ``distillbench train-teacher``) or a bare state_dict /
+``{"model": ...}`` (RDED) / ``{"state_dict": ...}`` (SRe2L) given as
+``ARCH=PATH``; a ``module.`` prefix (DataParallel) is stripped.
+"""
+import hashlib
+import io
+from pathlib import Path
+
+import torch
+
+from distillbench import atomic
+from distillbench.errors import UsageError
+from distillbench.plugins import registry
+
+
+def cached_teacher_path(cache_dir: Path, dataset: str, arch: str) -> Path:
+    return Path(cache_dir) / "teachers" / f"{dataset}-{arch}.pt"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def save_teacher(path: Path, model, meta: dict) -> str:
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), **meta}, buffer)
+    atomic.write_bytes(path, buffer.getvalue())
+    checksum = sha256_file(path)
+    atomic.write_json(path.with_suffix(".json"), {**meta, "sha256": checksum})
+    return checksum
+
+
+def _read_checkpoint(path: Path):
+    if not path.is_file():
+        raise UsageError(f"teacher checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UsageError(f"cannot read teacher checkpoint {path} ({type(exc).__name__}: {exc}); "
+                         "is the file complete?") from None
+
+
+def load_teacher(path: Path, arch_hint, spec, num_classes: int):
+    """(model in eval mode, description dict) from a checkpoint file."""
+    checkpoint = _read_checkpoint(path)
+    if not isinstance(checkpoint, dict):
+        raise UsageError(f"teacher checkpoint {path} is not a state_dict or a dict holding one")
+    state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
+    arch = checkpoint.get("arch") if isinstance(checkpoint.get("arch"), str) else arch_hint
+    if arch is None:
+        raise UsageError(f"teacher checkpoint {path} does not say its architecture; pass --teacher ARCH={path}")
+    if checkpoint.get("num_classes", num_classes) != num_classes:
+        raise UsageError(f"teacher {path} has {checkpoint['num_classes']} classes but dataset "
+                         f"'{spec.name}' has {num_classes}")
+    model = registry("model").get(arch).build(num_classes, spec.image_size)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UsageError(f"teacher {path} does not fit {arch} for '{spec.name}' ({num_classes} classes, "
+                         f"{spec.image_size}px): {first}") from None
+    return model.eval().requires_grad_(False), {"arch": arch, "path": str(path), "sha256": sha256_file(path),
+                                                "accuracy": checkpoint.get("accuracy")}
+
+
+def resolve_teachers(teacher_args, default_arch: str, spec, num_classes: int, cache_dir: Path):
+    """Teachers from ``--teacher [ARCH=]PATH`` arguments, or the cached one for (dataset, arch)."""
+    if not teacher_args:
+        path = cached_teacher_path(cache_dir, spec.name, default_arch)
+        if not path.is_file():
+            raise UsageError(f"no {default_arch} teacher for '{spec.name}' in {path.parent}; make one with "
+                             f"`distillbench train-teacher --dataset {spec.name} --arch {default_arch}` "
+                             "or pass --teacher ARCH=PATH")
+        return [load_teacher(path, default_arch, spec, num_classes)]
+    loaded = []
+    for arg in teacher_args:
+        arch, sep, path = arg.partition("=")
+        loaded.append(load_teacher(Path(path if sep else arg), arch if sep else None, spec, num_classes))
+    return loaded
+
+
+class Ensemble(torch.nn.Module):
+    """Several teachers as one: their logits averaged (as D3HR's five-teacher evaluation does)."""
+
+    def __init__(self, models):
+        super().__init__()
+        self.models = torch.nn.ModuleList(models)
+
+    def forward(self, x):
+        return torch.stack([m(x) for m in self.models]).mean(0)

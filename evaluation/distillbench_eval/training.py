@@ -1,0 +1,197 @@
+"""The student training loop of the soft-label protocols, kept on the device.
+
+The distilled set is small: it lives on the device as one uint8 tensor, and
+every step crops, flips, normalises and mixes a batch there, without a Python
+data loader.  The loop never reads a value back from the device inside an
+epoch (loss and accuracy are summed on the device and read once per epoch).
+"""
+import functools
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from distillbench_eval.augment import cutmix, mixup, random_resized_crop_flip, random_shift_flip
+
+
+def kd_loss(student_logits, teacher_logits, temperature: float):
+    """KL(softmax(teacher/T) || softmax(student/T)), batchmean, no T^2 factor (RDED/SRe2L)."""
+    return soft_target_loss(student_logits, F.softmax(teacher_logits / temperature, dim=1), temperature)
+
+
+def soft_target_loss(student_logits, target_probs, temperature: float):
+    return F.kl_div(F.log_softmax(student_logits / temperature, dim=1), target_probs, reduction="batchmean")
+
+
+def param_groups(model, weight_decay: float):
+    """Weight decay only on weight tensors with ndim > 1 (no decay on biases and norm layers)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (decay if param.ndim > 1 and name.endswith("weight") else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model, settings, lr: float):
+    groups = param_groups(model, settings.weight_decay)
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=settings.beta1)
+    return torch.optim.AdamW(groups, lr=lr, betas=(settings.beta1, settings.beta2))
+
+
+def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """Multiplier of the base learning rate in ``epoch`` (0-based).
+
+    half_cosine is RDED's 0.5(1 + cos(pi e / 2E)): it only falls to 0.5 at the end.
+    """
+    if schedule == "half_cosine":
+        return 0.5 * (1 + math.cos(math.pi * epoch / (2 * epochs)))
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+    return 1.0
+
+
+class Normalizer:
+    def __init__(self, mean, std, device):
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, x_unit):
+        return (x_unit - self.mean) / self.std
+
+
+def eval_view(x_unit, size: int):
+    """The test transform of RDED/D3HR: resize to floor(size/7)*8, centre-crop ``size``."""
+    resized = size // 7 * 8
+    if resized == size:
+        return x_unit
+    x_unit = F.interpolate(x_unit, size=(resized, resized), mode="bilinear", antialias=True, align_corners=False)
+    offset = (resized - size) // 2
+    return x_unit[:, :, offset:offset + size, offset:offset + size]
+
+
+@torch.inference_mode()
+def accuracy(model, images_u8, labels, normalize, device, batch: int = 500) -> float:
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for start in range(0, len(images_u8), batch):
+        x = eval_view(images_u8[start:start + batch].to(device).float() / 255, images_u8.shape[-1])
+        with _autocast(device, True):
+            logits = model(normalize(x).contiguous(memory_format=torch.channels_last))
+        correct += (logits.argmax(1) == labels[start:start + batch].to(device)).sum()
+    return correct.item() / len(labels)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX), so autocast speeds it up."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision(device: str, amp: bool) -> str:
+    """bf16 autocast on CUDA, and on CPUs with native bf16; fp32 elsewhere."""
+    native = device.startswith("cuda") or cpu_has_native_bf16()
+    return "bf16-autocast" if amp and native else "fp32"
+
+
+def _autocast(device: str, amp: bool):
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
+                          enabled=precision(device, amp) == "bf16-autocast")
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # normalised, augmented, mixed, channels_last
+    y: torch.Tensor
+    perm: torch.Tensor
+    lam: float
+    index: torch.Tensor
+
+
+class BatchMaker:
+    """Draws augmented, mixed batches from a uint8 set held on the device."""
+
+    def __init__(self, images_u8, labels, settings, normalize, device, seed: int):
+        self.images = images_u8.to(device)
+        self.labels = labels.to(device)
+        self.settings = settings
+        self.normalize = normalize
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.rng = random.Random(seed)
+
+    def epoch(self, batch_size: int):
+        n = len(self.images)
+        order = torch.randperm(n, device=self.images.device, generator=self.generator)
+        for start in range(0, n, batch_size):
+            index = order[start:start + batch_size]
+            yield self.batch(index)
+
+    def batch(self, index) -> Batch:
+        s = self.settings
+        x = self.images[index].float() / 255
+        if s.augment == "shift":
+            x = random_shift_flip(x, self.generator, s.shift, s.flip)
+        else:
+            x = random_resized_crop_flip(x, self.generator, s.crop_scale_min, s.flip)
+        x = self.normalize(x)
+        if s.mix == "none":
+            perm, lam = torch.arange(len(index), device=x.device), 1.0
+        else:
+            x, perm, lam = (cutmix if s.mix == "cutmix" else mixup)(x, self.generator, self.rng, s.mix_alpha)
+        return Batch(x.contiguous(memory_format=torch.channels_last), self.labels[index], perm, lam, index)
+
+
+def batch_loss(logits, batch: Batch, settings, teacher=None, stored_probs=None):
+    if settings.labels == "hard":
+        return batch.lam * F.cross_entropy(logits, batch.y) + (1 - batch.lam) * F.cross_entropy(logits, batch.y[batch.perm])
+    if settings.labels == "stored":
+        probs = stored_probs[batch.index]
+        return soft_target_loss(logits, batch.lam * probs + (1 - batch.lam) * probs[batch.perm], settings.temperature)
+    with torch.no_grad():
+        teacher_logits = teacher(batch.x)
+    return kd_loss(logits, teacher_logits.float(), settings.temperature)
+
+
+def train_model(model, train, test, settings, *, batch_size: int, lr: float, normalize, device: str, seed: int,
+                  teacher=None, stored_probs=None, progress=None) -> dict:
+    """Train ``model`` on ``train`` = (uint8 images, labels) and report test accuracy.
+
+    Returns the final-epoch accuracy and the best accuracy seen at the periodic
+    evaluations (which selects on the test set: flagged in the record).
+    """
+    start_time = time.perf_counter()
+    torch.manual_seed(seed)
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, settings, lr)
+    batches = BatchMaker(*train, settings, normalize, device, seed)
+    epochs, evaluations = settings.epochs, {}
+    bar = progress(range(epochs)) if progress else range(epochs)
+    for epoch in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * lr_factor(settings.schedule, epoch, epochs)
+        model.train()
+        total = torch.zeros((), device=device)
+        for batch in batches.epoch(batch_size):
+            with _autocast(device, settings.amp):
+                logits = model(batch.x)
+                loss = batch_loss(logits.float(), batch, settings, teacher, stored_probs)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+        last = epoch == epochs - 1
+        if last or ((epoch + 1) % settings.eval_every == 0 and epoch >= settings.eval_after * epochs):
+            evaluations[epoch + 1] = accuracy(model, *test, normalize, device)
+        if progress:
+            bar.set_postfix(loss=f"{total.item():.3f}", acc=f"{evaluations.get(epoch + 1, float('nan')):.3f}")
+    best_epoch = max(evaluations, key=evaluations.get)
+    return {"final_acc": evaluations[epochs], "best_acc": evaluations[best_epoch], "best_epoch": best_epoch,
+            "evaluated_epochs": sorted(evaluations), "best_selects_on_test_set": True,
+            "precision": precision(device, settings.amp),
+            "seconds": time.perf_counter() - start_time}

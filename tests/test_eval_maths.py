@@ -1,0 +1,119 @@
+"""The evaluator's maths: loss, mixing, schedule, optimiser groups, batch sizes, protocols, DD-Ranking."""
+import json
+import math
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from distillbench import ddranking
+from distillbench.errors import UsageError
+from distillbench_eval.augment import cutmix, random_resized_crop_flip, random_shift_flip
+from distillbench_eval.models import convnet
+from distillbench_eval.protocols import PROTOCOLS, batch_size, resolve
+from distillbench_eval.training import eval_view, kd_loss, lr_factor, param_groups
+
+
+def test_kd_loss_is_batchmean_kl_at_temperature_without_t_squared():
+    s, t = torch.randn(4, 10), torch.randn(4, 10)
+    p = F.softmax(t / 20, 1)
+    manual = (p * (p.log() - F.log_softmax(s / 20, 1))).sum() / 4
+    assert torch.allclose(kd_loss(s, t, 20.0), manual, atol=1e-6)
+    assert kd_loss(t, t, 20.0).abs() < 1e-6
+
+
+def test_cutmix_pastes_one_box_from_the_permutation_and_lambda_is_the_kept_area():
+    x = torch.arange(6.0).view(6, 1, 1, 1).expand(6, 3, 16, 16).contiguous()
+    for seed in range(20):
+        mixed, perm, lam = cutmix(x, torch.Generator().manual_seed(seed), random.Random(seed))
+        kept = (mixed == x).all(1)  # [6, 16, 16]: pixels still from the image itself
+        moved = perm != torch.arange(6)
+        for i in torch.nonzero(moved).flatten():
+            assert kept[i].float().mean().item() == pytest.approx(lam)
+            assert torch.equal(mixed[i][~kept[i].expand(3, -1, -1)].unique(), x[perm[i], 0, 0, 0].unique()) \
+                or kept[i].all()
+
+
+def test_random_crops_stay_in_the_image_and_flips_mirror():
+    x = torch.rand(64, 3, 32, 32)
+    out = random_resized_crop_flip(x, torch.Generator().manual_seed(0), scale_min=1.0, flip=False)
+    assert torch.allclose(out, x, atol=1e-5)  # scale 1, ratio clipped to the image: identity
+    flipped = random_shift_flip(x, torch.Generator().manual_seed(0), pad=0, flip=True)
+    is_flip = torch.isclose(flipped, x.flip(-1), atol=1e-5).flatten(1).all(1)
+    is_same = torch.isclose(flipped, x, atol=1e-5).flatten(1).all(1)
+    assert (is_flip | is_same).all() and 10 < is_flip.sum() < 54
+    crops = random_resized_crop_flip(x, torch.Generator().manual_seed(1))
+    assert crops.shape == x.shape and torch.isfinite(crops).all()
+
+
+def test_half_cosine_schedule_ends_at_half():
+    assert lr_factor("half_cosine", 0, 300) == 1.0
+    assert lr_factor("half_cosine", 150, 300) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert lr_factor("half_cosine", 300, 300) == pytest.approx(0.5)
+    assert lr_factor("cosine", 300, 300) == pytest.approx(0.0)
+
+
+def test_no_weight_decay_on_biases_and_batchnorm():
+    decay, no_decay = param_groups(convnet(3, 10, 32), 0.01)
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
+    assert len(decay["params"]) == 4  # 3 convs + the linear layer
+
+
+@pytest.mark.parametrize("ipc,classes,size,expected", [
+    (1, 10, 10, 10), (10, 10, 100, 50), (50, 10, 500, 100), (10, 100, 1000, 100), (50, 1000, 50000, 200),
+    (1, 100, 100, 20), (10, 2, 20, 20)])
+def test_rded_batch_size_rule(ipc, classes, size, expected):
+    assert batch_size(ipc, classes, size) == expected
+
+
+def test_protocol_overrides_and_rejection(tmp_path):
+    p = resolve("rded", {"epochs": "7", "temperature": "4"})
+    assert p.settings.epochs == 7 and p.settings.temperature == 4.0 and p.settings.mix == "cutmix"
+    assert p.resolved()["settings"]["epochs"] == 7 and PROTOCOLS["rded"].settings.epochs == 300
+    with pytest.raises(UsageError, match="unknown option 'epoch' for protocol 'rded'; valid keys: .*epochs"):
+        resolve("rded", {"epoch": "7"})
+    with pytest.raises(UsageError, match="unknown protocol 'nope'; choose one of: .*rded"):
+        resolve("nope", {})
+    file = tmp_path / "mine.json"
+    file.write_text(json.dumps({"name": "mine", "version": 2, "settings": {"epochs": 5, "labels": "hard"}}))
+    assert resolve(str(file), {}).settings.labels == "hard" and resolve(str(file), {}).version == 2
+    file.write_text('{"name": "broken", "settings": {"epochz": 1}}')
+    with pytest.raises(UsageError, match="cannot read protocol file"):
+        resolve(str(file), {})
+
+
+def test_eval_view_is_rded_test_transform():
+    x = torch.rand(2, 3, 32, 32)
+    assert eval_view(x, 32) is x  # 32 // 7 * 8 == 32
+    assert eval_view(torch.rand(2, 3, 64, 64), 64).shape == (2, 3, 64, 64)
+
+
+def test_ddranking_metrics_on_hand_worked_numbers():
+    # real hard 0.99, syn hard 0.80 -> HLR 0.19; syn 0.90, random 0.70 -> IOR 0.20
+    assert ddranking.hlr(0.99, 0.80) == pytest.approx(0.19)
+    assert ddranking.ior(0.90, 0.70) == pytest.approx(0.20)
+    # alpha = 0.5 * 0.20 - 0.5 * 0.19 = 0.005; LRS = (1.0050125 - 0.3678794) / (2.7182818 - 0.3678794) = 0.27107
+    assert ddranking.lrs(0.19, 0.20) == pytest.approx((math.exp(0.005) - math.exp(-1)) / (math.e - math.exp(-1)))
+    assert ddranking.lrs(0.19, 0.20) == pytest.approx(0.27107, abs=1e-5)
+    assert ddranking.lrs(1.0, -1.0) == pytest.approx(0.0) and ddranking.lrs(-1.0, 1.0) == pytest.approx(1.0)
+
+
+def test_ddranking_table_needs_all_inputs():
+    import pandas as pd
+    rows = [("full", 0, "hard-label", 0.99), ("d3hr", 10, "hard-label", 0.80), ("d3hr", 10, "rded", 0.90),
+            ("random", 10, "rded", 0.70)]
+    df = pd.DataFrame([dict(dataset="digits", student="conv3", method=m, ipc=i, protocol=p, seed=0, final_acc=a)
+                       for m, i, p, a in rows])
+    table = ddranking.table(df)
+    assert len(table) == 1 and table.iloc[0]["HLR"] == pytest.approx(0.19) and table.iloc[0]["LRS"] == pytest.approx(0.27107, abs=1e-5)
+    assert ddranking.table(df[df["method"] != "full"]).empty
+
+
+def test_no_flips_on_digit_datasets():
+    from distillbench.plugins import registry
+    from distillbench_eval.protocols import for_dataset
+    rded = resolve("rded", {})
+    assert for_dataset(rded, registry("dataset").get("mnist5k")).settings.flip is False
+    assert for_dataset(rded, registry("dataset").get("cifar10")).settings.flip is True

@@ -1,0 +1,91 @@
+"""The evaluation loop end to end on digits: teacher, protocols, store, compare, DD-Ranking."""
+import shutil
+
+import pytest
+import torch
+
+from conftest import invoke
+
+FAST = ["--set", "epochs=2", "--set", "eval_every=1", "--set", "eval_after=0"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A digits conv3 teacher trained once for this module."""
+    cache = tmp_path_factory.mktemp("cache")
+    result = invoke("train-teacher", "--dataset", "digits", "--arch", "conv3", "--epochs", "3",
+                    env={"DISTILLBENCH_CACHE": str(cache)})
+    assert result.exit_code == 0, result.output
+    return cache
+
+
+def test_teacher_is_cached_with_accuracy_and_checksum(cache):
+    import json
+    meta = json.loads((cache / "teachers" / "digits-conv3.json").read_text())
+    assert meta["accuracy"] > 0.3 and meta["sha256"].startswith("sha256:") and meta["arch"] == "conv3"
+    again = invoke("train-teacher", "--dataset", "digits", "--arch", "conv3", env={"DISTILLBENCH_CACHE": str(cache)})
+    assert "teacher exists" in again.output
+
+
+def test_missing_teacher_names_the_command(tmp_path, root):
+    result = invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "2", "--evaluate", "--root", root,
+                    env={"DISTILLBENCH_CACHE": str(tmp_path)})
+    assert result.exit_code == 2
+    assert "distillbench train-teacher --dataset digits --arch conv3" in result.stderr
+
+
+def test_run_evaluate_compare_with_ddranking(cache, root):
+    env = {"DISTILLBENCH_CACHE": str(cache)}
+    for method_args in (["--protocol", "rded"], ["--protocol", "hard-label"]):
+        result = invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "2", "--evaluate",
+                        "--repeats", "2", *method_args, *FAST, "--root", root, env=env)
+        assert result.exit_code == 0, result.output
+    assert result.output.count("random ipc=2 conv3 seed=") == 2
+    run_id = next((root / "runs").iterdir()).name
+    stored = invoke("evaluate", run_id, "--protocol", "stored-labels", "--repeats", "1", *FAST, "--root", root,
+                    env=env)
+    assert stored.exit_code == 0, stored.output
+    assert len(list((root / "runs" / run_id).glob("soft_labels-*.safetensors"))) == 1
+    full = invoke("evaluate", "full", "--dataset", "digits", "--protocol", "hard-label", "--repeats", "1",
+                  "--set", "epochs=1", "--root", root, env=env)
+    assert full.exit_code == 0, full.output
+    # A second "method": the same images as a bare ImageFolder, so that DD-Ranking has a method to rank.
+    plain = root / "plain"
+    shutil.copytree(root / "runs" / run_id, plain, ignore=shutil.ignore_patterns("*.json", "*.safetensors", "*.png"))
+    for png in (root / "runs" / run_id).glob("*/*.png"):
+        shutil.copy(png, plain / png.parent.name / png.name)
+    for protocol in ("rded", "hard-label"):
+        folder = invoke("evaluate", plain, "--dataset", "digits", "--protocol", protocol, "--repeats", "1", *FAST,
+                        "--root", root, env=env)
+        assert folder.exit_code == 0, folder.output
+
+    from distillbench.store import Store
+    df = Store(root).evaluations("digits")
+    assert set(df["protocol"]) == {"rded", "hard-label", "stored-labels"}
+    assert df["final_acc"].between(0, 1).all() and (df["best_acc"] >= df["final_acc"]).all()
+
+    table = invoke("compare", "--dataset", "digits", "--plot", root / "curve.png", "--root", root)
+    assert table.exit_code == 0, table.output
+    assert "| protocol" in table.output and "random" in table.output and " ± " in table.output
+    ranking = table.output.split("DD-Ranking")[1]
+    assert "| imagefolder" in ranking and "LRS" in ranking
+    assert (root / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_user_supplied_teacher_formats(cache, tmp_path, root):
+    state = torch.load(cache / "teachers" / "digits-conv3.pt", weights_only=True)["model"]
+    rded_style = tmp_path / "rded.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in state.items()}}, rded_style)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(rded_style.read_bytes()[:1000])
+    run = invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "1", "--root", root)
+    assert run.exit_code == 0
+    run_id = next((root / "runs").iterdir()).name
+    ok = invoke("evaluate", run_id, "--teacher", f"conv3={rded_style}", "--teacher", f"conv3={rded_style}",
+                "--repeats", "1", *FAST, "--root", root)
+    assert ok.exit_code == 0, ok.output
+    for teacher, message in ((str(rded_style), "does not say its architecture"),
+                             (f"conv3={truncated}", "cannot read teacher checkpoint"),
+                             (f"conv4={rded_style}", "does not fit conv4")):
+        bad = invoke("evaluate", run_id, "--teacher", teacher, "--root", root)
+        assert bad.exit_code == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
