@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from distillbench.plugins import registry
 from distillbench_eval.augment import cutmix
 from distillbench_eval.protocols import PROTOCOLS, batch_size
-from distillbench_eval.training import Normalizer, kd_loss, make_optimizer, precision, train_model
+from distillbench.accel import precision
+from distillbench_eval.training import Normalizer, kd_loss, make_optimizer, train_model
 
 
 class PerSample(Dataset):

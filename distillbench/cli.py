@@ -106,6 +106,16 @@ def _print_result(record: dict) -> None:
                f"{record['final_acc'] * 100:.2f}%{best} ({record['seconds']:.0f}s)")
 
 
+def distil_and_report(cfg):
+    """Distil (or resume, or reuse) a run, write its grid, say where both are."""
+    from distillbench.grid import write_grid
+    from distillbench.run import distil
+    run_id, distilled = distil(cfg)
+    grid = write_grid(distilled, distilled.path / "grid.png")
+    click.echo(f"run {run_id}\n  distilled set: {distilled.path}\n  grid: {grid}")
+    return distilled
+
+
 @cli.command()
 @click.option("--method", required=True, help="Registered method (see `distillbench methods`).")
 @click.option("--dataset", default="mnist5k", show_default=True, help="Registered dataset.")
@@ -120,17 +130,14 @@ def _print_result(record: dict) -> None:
 def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teachers, protocol, overrides,
         repeats, evaluator, data_dir, download, root):
     """Distil DATASET with METHOD at IPC images per class, record it, optionally evaluate it."""
-    from distillbench.grid import write_grid
     from distillbench.options import parse_pairs
-    from distillbench.run import RunConfig, distil, evaluate
+    from distillbench.run import RunConfig, evaluate
     spec = registry("dataset").get(dataset)
     request = (_eval_request(spec, data_dir, download, students, teachers, protocol, overrides, repeats, seed, device)
                if do_evaluate else None)
     cfg = RunConfig(method=method, dataset=dataset, ipc=ipc, seed=seed, device=device,
                     options=parse_pairs(options), root=root, data_dir=data_dir, download=download)
-    run_id, distilled = distil(cfg)
-    grid = write_grid(distilled, distilled.path / "grid.png")
-    click.echo(f"run {run_id}\n  distilled set: {distilled.path}\n  grid: {grid}")
+    distilled = distil_and_report(cfg)
     if request is not None:
         evaluate(distilled, root, evaluator, request, on_result=_print_result)
 

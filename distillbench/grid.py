@@ -7,7 +7,7 @@ from distillbench.distilled import DistilledSet, png_bytes
 
 def write_grid(distilled: DistilledSet, path: Path, per_class: int = 10, max_classes: int = 100) -> Path:
     import torch
-    from torchvision.utils import make_grid
+
     from distillbench.datasets import read_image
     rows: dict[int, list] = {}
     size = distilled.manifest["image_size"]
@@ -17,6 +17,11 @@ def write_grid(distilled: DistilledSet, path: Path, per_class: int = 10, max_cla
     columns = max(len(r) for r in rows.values())
     blank = torch.zeros(3, size, size, dtype=torch.uint8)
     tiles = [img for label in sorted(rows) for img in rows[label] + [blank] * (columns - len(rows[label]))]
-    grid = make_grid(torch.stack(tiles), nrow=columns, padding=2, pad_value=255)
-    atomic.write_bytes(Path(path), png_bytes(grid))
+    atomic.write_bytes(Path(path), png_bytes(tile_grid(torch.stack(tiles), columns)))
     return Path(path)
+
+
+def tile_grid(images, columns: int):
+    """uint8 images ``[n, 3, s, s]`` -> one uint8 image, ``columns`` per row, white gaps."""
+    from torchvision.utils import make_grid
+    return make_grid(images, nrow=columns, padding=2, pad_value=255)

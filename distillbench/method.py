@@ -66,6 +66,7 @@ class Distiller:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    draws_real_images: ClassVar[bool] = True  # True: IPC cannot exceed the smallest class
 
     @dataclass
     class Options:
@@ -77,6 +78,11 @@ class Distiller:
     @classmethod
     def from_overrides(cls, overrides: dict) -> "Distiller":
         return cls(options_mod.build(cls.Options, overrides, owner=f"method '{cls.name}'"))
+
+    def training_set(self, load):
+        """The training split this run works from; ``load()`` reads the dataset's.  A method that
+        can work without the images (e.g. from stored statistics) may return a stand-in."""
+        return load()
 
     def units(self, num_classes: int, ipc: int) -> list[Unit]:
         return [Unit(f"class-{c:05d}", (c,) * ipc, tuple(range(ipc))) for c in range(num_classes)]
@@ -90,6 +96,11 @@ class Distiller:
 
     def notes(self, ipc: int) -> dict:
         """Facts about this run worth keeping in the manifest (deviations, dropped terms)."""
+        return {}
+
+    def finalize(self, ctx: RunContext, folder: Path) -> dict:
+        """After the last unit, before the manifest: write extra files into the set's folder
+        (beside the class folders) and return facts for the manifest's notes."""
         return {}
 
     def distill(self, ctx: RunContext, out_dir: Path, manifest_extra: dict) -> DistilledSet:
@@ -127,7 +138,7 @@ def run_units(method: Distiller, ctx: RunContext, out: Path, manifest_extra: dic
         "class_folders": folders,
         "class_names": ctx.train.class_names,
         "image_size": ctx.spec.image_size,
-        "notes": method.notes(ctx.ipc),
+        "notes": {**method.notes(ctx.ipc), **method.finalize(ctx, partial)},
         "timings": {"unit_seconds": seconds, "total_seconds": sum(seconds.values())},
     }
     distilled = DistilledSet(partial, manifest)

@@ -57,7 +57,12 @@ def run_id_for(cfg: RunConfig, options: dict) -> str:
     return f"{cfg.dataset}-{cfg.method}-ipc{cfg.ipc}-seed{cfg.seed}-{digest}"
 
 
-def check_ipc(ipc: int, train, dataset: str) -> None:
+def check_ipc(ipc: int, train, dataset: str, bounded: bool = True) -> None:
+    """IPC must be at least 1 and, for methods that pick real images, at most the smallest class."""
+    if not bounded:
+        if ipc < 1:
+            raise UsageError(f"--ipc {ipc} is out of range: it must be at least 1")
+        return
     counts = train.class_counts()
     smallest = min(counts)
     if ipc < 1 or ipc > smallest:
@@ -71,8 +76,8 @@ def distil(cfg: RunConfig):
     method_cls = registry("method").get(cfg.method)
     spec = registry("dataset").get(cfg.dataset)
     method = method_cls.from_overrides(cfg.options)
-    train = spec.load("train", cfg.data_dir, cfg.download)
-    check_ipc(cfg.ipc, train, cfg.dataset)
+    train = method.training_set(lambda: spec.load("train", cfg.data_dir, cfg.download))
+    check_ipc(cfg.ipc, train, cfg.dataset, bounded=method.draws_real_images)
     options = options_dict(method)
     run_id = run_id_for(cfg, options)
     plugin, plugin_version = get_plugins().version_of("method", cfg.method)

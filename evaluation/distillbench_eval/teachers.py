@@ -5,27 +5,19 @@ A checkpoint is either ours (``{"model": state_dict, "arch": ..., "dataset":
 ``{"model": ...}`` (RDED) / ``{"state_dict": ...}`` (SRe2L) given as
 ``ARCH=PATH``; a ``module.`` prefix (DataParallel) is stripped.
 """
-import hashlib
 import io
 from pathlib import Path
 
 import torch
 
 from distillbench import atomic
+from distillbench.checksum import sha256_file
 from distillbench.errors import UsageError
 from distillbench.plugins import registry
 
 
 def cached_teacher_path(cache_dir: Path, dataset: str, arch: str) -> Path:
     return Path(cache_dir) / "teachers" / f"{dataset}-{arch}.pt"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
 
 
 def save_teacher(path: Path, model, meta: dict) -> str:

@@ -5,7 +5,6 @@ every step crops, flips, normalises and mixes a batch there, without a Python
 data loader.  The loop never reads a value back from the device inside an
 epoch (loss and accuracy are summed on the device and read once per epoch).
 """
-import functools
 import math
 import random
 import time
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from distillbench.accel import autocast, precision
 from distillbench_eval.augment import cutmix, mixup, random_resized_crop_flip, random_shift_flip
 
 
@@ -78,31 +78,10 @@ def accuracy(model, images_u8, labels, normalize, device, batch: int = 500) -> f
     correct = torch.zeros((), dtype=torch.long, device=device)
     for start in range(0, len(images_u8), batch):
         x = eval_view(images_u8[start:start + batch].to(device).float() / 255, images_u8.shape[-1])
-        with _autocast(device, True):
+        with autocast(device):
             logits = model(normalize(x).contiguous(memory_format=torch.channels_last))
         correct += (logits.argmax(1) == labels[start:start + batch].to(device)).sum()
     return correct.item() / len(labels)
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX), so autocast speeds it up."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def precision(device: str, amp: bool) -> str:
-    """bf16 autocast on CUDA, and on CPUs with native bf16; fp32 elsewhere."""
-    native = device.startswith("cuda") or cpu_has_native_bf16()
-    return "bf16-autocast" if amp and native else "fp32"
-
-
-def _autocast(device: str, amp: bool):
-    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
-                          enabled=precision(device, amp) == "bf16-autocast")
 
 
 @dataclass
@@ -178,7 +157,7 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
         model.train()
         total = torch.zeros((), device=device)
         for batch in batches.epoch(batch_size):
-            with _autocast(device, settings.amp):
+            with autocast(device, settings.amp):
                 logits = model(batch.x)
                 loss = batch_loss(logits.float(), batch, settings, teacher, stored_probs)
             optimizer.zero_grad(set_to_none=True)

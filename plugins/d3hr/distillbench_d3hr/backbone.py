@@ -1,0 +1,144 @@
+"""The diffusion backbone: a class-conditional latent DiT, its VAE and a DDIM scheduler, as a diffusers
+pipeline folder (``DiTPipeline.save_pretrained`` / ``from_pretrained``).
+
+For ImageNet-1K the user points ``backbone=PATH`` at a local copy of ``facebook/DiT-XL-2-256``.  For
+every other dataset D3HR fine-tunes DiT on the dataset first (the official README; no recipe is
+released), so ``distillbench d3hr train-backbone`` trains a VAE and a small DiT on the dataset (or
+fine-tunes from ``--init``) and saves the folder in the cache, where ``run`` finds it by dataset name.
+"""
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from distillbench import paths
+from distillbench.accel import autocast
+from distillbench.errors import UsageError
+
+INFO_FILE = "distillbench.json"
+SHIPPED = Path(__file__).parent / "weights"
+
+
+def cached_backbone_dir(dataset: str) -> Path:
+    return paths.cache_dir() / "d3hr" / "backbones" / dataset
+
+
+def find_backbone(dataset: str, explicit=None) -> Path:
+    """``backbone=PATH`` if given, else the cache's folder for the dataset, else a folder shipped with the plugin."""
+    if explicit:
+        path = Path(explicit)
+        if not (path / "model_index.json").is_file():
+            raise UsageError(f"backbone={path} is not a diffusers pipeline folder (no model_index.json); "
+                             "point it at e.g. a local copy of facebook/DiT-XL-2-256")
+        return path
+    for path in (cached_backbone_dir(dataset), SHIPPED / dataset):
+        if (path / "model_index.json").is_file():
+            return path
+    raise UsageError(f"no D3HR backbone for '{dataset}' (looked in {cached_backbone_dir(dataset)}); train one with "
+                     f"`distillbench d3hr train-backbone --dataset {dataset}` or pass --option backbone=PATH")
+
+
+@dataclass
+class Backbone:
+    """A loaded pipeline: ``eps(x, t, labels)``, ``encode``, ``decode`` and the noise schedule."""
+
+    transformer: object
+    vae: object
+    scheduler: object
+    path: Path
+    device: str = "cpu"
+    amp: bool = True  # bf16 autocast where native (CUDA, bf16 CPUs); amp=false for exact float32
+
+    @classmethod
+    def load(cls, path: Path, device: str = "cpu", amp: bool = True) -> "Backbone":
+        from diffusers import DDIMScheduler, DiTPipeline
+        try:
+            pipe = DiTPipeline.from_pretrained(str(path))
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"cannot load the backbone at {path}: {exc}") from None
+        scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+        transformer = pipe.transformer.to(device).eval().requires_grad_(False)
+        return cls(transformer, pipe.vae.to(device).eval().requires_grad_(False), scheduler, Path(path), device, amp)
+
+    @property
+    def num_classes(self) -> int:
+        return self.transformer.config.num_embeds_ada_norm
+
+    @property
+    def null_label(self) -> int:
+        """The label the DiT was trained to read as "no class" (1000 for ImageNet DiTs)."""
+        return self.num_classes
+
+    @property
+    def latent_shape(self) -> tuple:
+        size = self.transformer.config.sample_size
+        return (self.transformer.config.in_channels, size, size)
+
+    @property
+    def image_size(self) -> int:
+        return self.transformer.config.sample_size * 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @cached_property
+    def alphas_cumprod(self):
+        return self.scheduler.alphas_cumprod.to(torch.float64)
+
+    def eps(self, x, t: int, labels):
+        """The DiT's noise prediction (the learned-variance channels dropped), in float32."""
+        timesteps = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            out = self.transformer(x, timestep=timesteps, class_labels=labels).sample
+        return out[:, : x.shape[1]].float()
+
+    def encode(self, images_u8, generator=None, mode: str = "sample"):
+        """uint8 images ``[b, 3, H, W]`` -> scaled latents; resized to the backbone's resolution first."""
+        x = images_u8.to(self.device).float() / 127.5 - 1
+        if x.shape[-1] != self.image_size:
+            x = torch.nn.functional.interpolate(x, size=(self.image_size,) * 2, mode="bicubic", align_corners=False)
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            dist = self.vae.encode(x).latent_dist
+            z = dist.sample(generator=generator) if mode == "sample" else dist.mean
+        return z.float() * self.vae.config.scaling_factor
+
+    def decode(self, latents, size: int):
+        """Scaled latents -> uint8 images ``[b, 3, size, size]`` (bicubic resize to the dataset's size)."""
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            x = self.vae.decode(latents / self.vae.config.scaling_factor).sample.float()
+        x = ((x + 1) * 127.5).clamp(0, 255)
+        if x.shape[-1] != size:
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", antialias=True,
+                                                align_corners=False).clamp(0, 255)
+        return x.round().to(torch.uint8).cpu()
+
+    def info(self) -> dict:
+        file = self.path / INFO_FILE
+        return json.loads(file.read_text()) if file.is_file() else {}
+
+    def check(self, dataset: str, num_classes: int) -> None:
+        """Fail before any work when the backbone cannot serve the dataset."""
+        if self.num_classes < num_classes:
+            raise UsageError(f"the backbone at {self.path} knows {self.num_classes} classes but dataset "
+                             f"'{dataset}' has {num_classes}; train one with "
+                             f"`distillbench d3hr train-backbone --dataset {dataset}`")
+        trained_on = self.info().get("dataset")
+        if trained_on is not None and trained_on != dataset:
+            raise UsageError(f"the backbone at {self.path} was trained on '{trained_on}', not '{dataset}'; "
+                             f"train one with `distillbench d3hr train-backbone --dataset {dataset}`")
+        if self.vae.config.latent_channels != self.transformer.config.in_channels:
+            raise UsageError(f"the backbone at {self.path} is inconsistent: VAE latents have "
+                             f"{self.vae.config.latent_channels} channels, the DiT expects "
+                             f"{self.transformer.config.in_channels}")
+
+    def fingerprint(self) -> str:
+        """sha256 over the pipeline's weight and config files: which backbone made a result."""
+        import hashlib
+
+        from distillbench.checksum import sha256_file
+        digest = hashlib.sha256()
+        files = sorted(p for p in self.path.rglob("*")
+                       if p.is_file() and p.suffix in (".safetensors", ".bin", ".json") and p.name != INFO_FILE)
+        for file in files:
+            digest.update(str(file.relative_to(self.path)).encode())
+            sha256_file(file, digest)
+        return "sha256:" + digest.hexdigest()

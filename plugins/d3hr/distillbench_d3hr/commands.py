@@ -1,0 +1,105 @@
+"""``distillbench d3hr ...``: train-backbone and generate (from a stats file alone)."""
+from pathlib import Path
+
+import click
+
+from distillbench.cli import data_options, root_option
+
+
+def train_backbone(dataset, init, overrides, device, force, data_dir, download):
+    import torch
+
+    from distillbench import atomic
+    from distillbench.distilled import png_bytes
+    from distillbench.options import build, parse_pairs
+    from distillbench.plugins import registry
+    from distillbench.run import resolve_device
+    from distillbench_d3hr import __version__
+    from distillbench_d3hr.backbone import Backbone, cached_backbone_dir
+    from distillbench_d3hr.training import (BackboneConfig, build_dit, build_vae, latent_moments, sample_grid,
+                                            save_pipeline, train_dit, train_vae)
+
+    spec = registry("dataset").get(dataset)
+    cfg = build(BackboneConfig, parse_pairs(overrides, "--set"), owner="train-backbone")
+    folder = cached_backbone_dir(dataset)
+    if (folder / "model_index.json").is_file() and not force:
+        click.echo(f"backbone exists: {folder} (use --force to retrain)")
+        return folder
+    device = resolve_device(device)
+    train = spec.load("train", data_dir, download)
+    images = (train.load(torch.arange(len(train))).float() / 127.5 - 1).to(device)
+    labels = train.targets.to(device)
+    torch.manual_seed(cfg.seed)
+    init_backbone = Backbone.load(Path(init), device) if init else None
+    if init_backbone is None:
+        vae = train_vae(build_vae(cfg, spec.image_size).to(device), images, cfg, _progress)
+    else:
+        vae = init_backbone.vae
+    means, stds = latent_moments(vae, images)
+    scale = 1 / float((means.var() + stds.pow(2).mean()).sqrt()) if init_backbone is None \
+        else vae.config.scaling_factor
+    vae.register_to_config(scaling_factor=scale)
+    dit = build_dit(cfg, means.shape[-1], train.num_classes).to(device)
+    if init_backbone is not None:
+        _load_matching(dit, init_backbone.transformer)
+    ema = train_dit(dit.requires_grad_(True), means, stds, labels, scale, cfg, _progress)
+    info = {"dataset": dataset, "num_classes": train.num_classes, "image_size": spec.image_size,
+            "config": cfg.__dict__, "init": str(init) if init else None, "scaling_factor": scale,
+            "train_fingerprint": train.fingerprint(), "plugin_version": __version__,
+            "command": f"distillbench d3hr train-backbone --dataset {dataset}"
+                       + "".join(f" --set {o}" for o in overrides) + (f" --init {init}" if init else "")}
+    save_pipeline(folder, ema, vae.requires_grad_(False), info)
+    grid = sample_grid(Backbone.load(folder, device), train.num_classes, 10, spec.image_size, 4.0, cfg.seed)
+    atomic.write_bytes(folder / "samples.png", png_bytes(grid))
+    click.echo(f"backbone for {dataset}: {folder}\n  samples: {folder / 'samples.png'}")
+    return folder
+
+
+def _load_matching(dit, source) -> None:
+    """Fine-tuning start: copy every tensor whose name and shape match (the label table may not)."""
+    own = dit.state_dict()
+    dit.load_state_dict({k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape},
+                        strict=False)
+
+
+def _progress(iterable, desc, total):
+    from tqdm.auto import tqdm
+    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+
+
+def register(cli):
+    @cli.group()
+    def d3hr():
+        """D3HR: backbones and regeneration from statistics."""
+
+    @d3hr.command(name="train-backbone")
+    @click.option("--dataset", default="mnist5k", show_default=True)
+    @click.option("--init", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                  help="Fine-tune from this diffusers pipeline folder (its VAE is kept).")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A BackboneConfig field.")
+    @click.option("--device", default="auto", show_default=True)
+    @click.option("--force", is_flag=True, help="Retrain even if the cache has a backbone for the dataset.")
+    @data_options
+    def train_backbone_cmd(**kwargs):
+        """Train a VAE + class-conditional DiT on DATASET and save a pipeline folder in the cache."""
+        train_backbone(**kwargs)
+
+    @d3hr.command()
+    @click.option("--stats", "stats_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="A D3HR statistics file (stats.safetensors of an earlier run).")
+    @click.option("--ipc", type=int, required=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--device", default="auto", show_default=True)
+    @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="A d3hr option.")
+    @data_options
+    @root_option
+    def generate(stats_file, ipc, seed, device, options, data_dir, download, root):
+        """Regenerate a distilled set of any IPC from a statistics file and its backbone."""
+        from distillbench.cli import distil_and_report
+        from distillbench.options import parse_pairs
+        from distillbench.run import RunConfig
+        from distillbench_d3hr.stats import read_header
+        header = read_header(stats_file)
+        pairs = parse_pairs(options) | {"stats": str(stats_file.resolve())}
+        distil_and_report(RunConfig(method="d3hr", dataset=header["dataset"], ipc=ipc, seed=seed, device=device,
+                                    options=pairs, root=root, data_dir=data_dir, download=download))

@@ -1,0 +1,62 @@
+"""Deterministic DDIM inversion and sampling: pure functions over tensors.
+
+``eps(x, t)`` is the (already guided) noise prediction at integer timestep
+``t``; ``timesteps`` and ``alphas`` (the cumulative products of the noise
+schedule at those timesteps) describe the path.  One update moves a latent
+between two noise levels along the predicted noise:
+
+    x0_hat = (x - sqrt(1 - a_from) * eps) / sqrt(a_from)
+    x_to   = sqrt(a_to) * x0_hat + sqrt(1 - a_to) * eps
+
+Inversion runs it upwards (clean -> noisy), sampling downwards.  As in the
+official code (``dit_inversion_save_statistic.py`` ``invert``) and diffusers'
+``DDIMInverseScheduler``, inversion queries the model at the step it moves
+to; the clean latent sits at the grid's t = 0 (alpha = alphas_cumprod[0]).
+"""
+import torch
+
+
+def ddim_move(x, eps, a_from, a_to):
+    x0_hat = (x - (1 - a_from) ** 0.5 * eps) / a_from ** 0.5
+    return a_to ** 0.5 * x0_hat + (1 - a_to) ** 0.5 * eps
+
+
+def ddim_grid(num_inference_steps: int = 50, train_steps: int = 1000) -> list[int]:
+    """The ascending "leading" DDIM grid: 0, 20, ..., 980 for 50 of 1000 steps."""
+    step = train_steps // num_inference_steps
+    return [i * step for i in range(num_inference_steps)]
+
+
+def invert(eps, z0, timesteps, alphas, progress=None):
+    """DDIM inversion from ``z0`` at ``timesteps[0]`` up to ``timesteps[-1]`` (ascending)."""
+    x = z0
+    steps = range(1, len(timesteps))
+    for i in progress(steps) if progress else steps:
+        x = ddim_move(x, eps(x, timesteps[i]), alphas[i - 1], alphas[i])
+    return x
+
+
+def sample(eps, x, timesteps, alphas, progress=None):
+    """Deterministic DDIM sampling (eta = 0) from ``timesteps[0]`` down to ``timesteps[-1]`` (descending)."""
+    steps = range(len(timesteps) - 1)
+    for i in progress(steps) if progress else steps:
+        x = ddim_move(x, eps(x, timesteps[i]), alphas[i], alphas[i + 1])
+    return x
+
+
+def forward_noise(z0, alpha, generator):
+    """DDPM forward noising to one level (the ``mapping=ddpm`` ablation): sqrt(a) z0 + sqrt(1 - a) noise."""
+    noise = torch.randn(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
+    return alpha ** 0.5 * z0 + (1 - alpha) ** 0.5 * noise
+
+
+def guided(model_eps, labels, null_label: int, guidance: float):
+    """``eps(x, t)`` with classifier-free guidance: uncond + g (cond - uncond); one batched call."""
+    if guidance == 1.0:
+        return lambda x, t: model_eps(x, t, labels)
+    both_labels = torch.cat([labels, torch.full_like(labels, null_label)])
+
+    def eps(x, t):
+        cond, uncond = model_eps(torch.cat([x, x]), t, both_labels).chunk(2)
+        return uncond + guidance * (cond - uncond)
+    return eps

@@ -1,0 +1,237 @@
+"""The ``d3hr`` Distiller: wires the pure steps (inversion, statistics, group sampling, sampling) to the core.
+
+Per class (one unit of work each, so runs resume and shard by class):
+1. encode the class's training images with the VAE (scaled latents; ``encode=sample`` draws the posterior
+   with a seeded generator, as the official code draws it unseeded);
+2. map them to noise: deterministic DDIM inversion to grid point ``inversion_steps`` of the
+   ``num_inference_steps`` grid (``mapping=ddim``), or DDPM forward noising to the same level
+   (``mapping=ddpm``, Table 3's ablation);
+3. fit a diagonal Gaussian (float64 streaming mean and unbiased variance), checkpointed per class;
+4. pick IPC latents by group sampling over ``m`` candidates (or one random group, ``sampling=random``);
+5. DDIM-sample them back to t = 0 with the class label and classifier-free guidance, decode, resize.
+
+Defaults follow the paper where paper and official code differ (lambda_skew 0.5, per-member skewness,
+m = 10^6, sampling starts where inversion stopped); ``lambda_skew=0.1 skew_axis=features
+sampling_offset=1 m=100000000`` reproduces the code.  ``inversion_steps=31`` is the paper's T = 31 of 50:
+grid point 31 (counting t = 0), t = 600, the official ``i_step=6``.  Guidance 4.0 is the code's, used for
+inversion and sampling alike (``invert_guided=false`` inverts unguided).
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from distillbench import atomic
+from distillbench.datasets import ImageSet
+from distillbench.errors import DistillbenchError, UsageError
+from distillbench.method import Distiller, derive_seed
+
+SCORES = {"mean": (1, 0, 0), "mean_std": (1, 1, 0), "full": (1, 1, 1)}
+
+
+@dataclass(frozen=True)
+class Options:
+    backbone: Optional[str] = None  # diffusers pipeline folder; default: the cache's, for the dataset
+    stats: Optional[str] = None  # regenerate from a statistics file instead of mapping the data
+    mapping: Literal["ddim", "ddpm"] = "ddim"
+    sampling: Literal["group", "random"] = "group"
+    score: Literal["mean", "mean_std", "full"] = "full"
+    lambda_mean: float = 1.0
+    lambda_std: float = 1.0
+    lambda_skew: float = 0.5
+    skew_axis: Literal["members", "features"] = "members"
+    m: int = 1_000_000
+    inversion_steps: int = 31
+    num_inference_steps: int = 50
+    guidance: float = 4.0
+    invert_guided: bool = True
+    sampling_offset: int = 0
+    encode: Literal["sample", "mean"] = "sample"
+    batch_size: int = 256
+    amp: bool = True
+
+    def __post_init__(self):
+        if not 2 <= self.inversion_steps <= self.num_inference_steps - self.sampling_offset:
+            raise UsageError(f"option inversion_steps={self.inversion_steps} must lie in 2.."
+                             f"{self.num_inference_steps - self.sampling_offset} (grid points of num_inference_steps)")
+        if self.m < 1 or self.batch_size < 1:
+            raise UsageError("options m and batch_size must be at least 1")
+
+    def weights(self):
+        from distillbench_d3hr.group_sampling import ScoreWeights
+        on = SCORES[self.score]
+        return ScoreWeights(self.lambda_mean * on[0], self.lambda_std * on[1], self.lambda_skew * on[2], self.skew_axis)
+
+
+class StatsOnly(ImageSet):
+    """The training split's class list, read from a statistics file: no images needed.
+
+    (Module-level code stays free of torch: plugins are imported at CLI start-up.)"""
+
+    def __init__(self, header: dict, checksum: str):
+        super().__init__([], header["class_names"])
+        self.checksum = checksum
+
+    def fingerprint(self) -> str:
+        return self.checksum
+
+
+class D3HR(Distiller):
+    name = "d3hr"
+    description = "D3HR (ICML 2025): DDIM inversion, per-class Gaussian, group sampling, DDIM sampling"
+    draws_real_images = False
+    Options = Options
+
+    def training_set(self, load):
+        if self.options.stats is None:
+            return load()
+        from distillbench.checksum import sha256_file
+        from distillbench_d3hr.stats import read_header
+        return StatsOnly(read_header(self.options.stats), sha256_file(Path(self.options.stats)))
+
+    # -- set-up: backbone, grid, stored statistics -------------------------------------------------------
+
+    def setup(self, ctx) -> None:
+        from distillbench_d3hr.backbone import Backbone, find_backbone
+        from distillbench_d3hr.inversion import ddim_grid
+        opts = self.options
+        self.stored = None
+        backbone_path = opts.backbone
+        if opts.stats is not None:
+            from distillbench_d3hr.stats import read_stats
+            self.stored = read_stats(opts.stats)
+            backbone_path = backbone_path or self.stored[0]["backbone"]
+        self.backbone = Backbone.load(find_backbone(ctx.spec.name, backbone_path), ctx.device, opts.amp)
+        self.backbone.check(ctx.spec.name, ctx.train.num_classes)
+        grid = ddim_grid(opts.num_inference_steps)
+        stop = opts.inversion_steps - 1
+        self.inversion_path = grid[: stop + 1]
+        self.sampling_path = grid[: stop + 1 + opts.sampling_offset][::-1]
+        if self.stored is not None:
+            self._check_stored(ctx)
+
+    def _check_stored(self, ctx) -> None:
+        header = self.stored[0]
+        if header["latent_shape"] != list(self.backbone.latent_shape):
+            raise UsageError(f"statistics in {self.options.stats} are of latents {header['latent_shape']}, "
+                             f"the backbone makes {list(self.backbone.latent_shape)}")
+        if header["inversion_path"][-1] != self.inversion_path[-1]:
+            raise UsageError(f"statistics in {self.options.stats} were taken at t={header['inversion_path'][-1]}; "
+                             f"pass --option inversion_steps to match (now t={self.inversion_path[-1]})")
+
+    def header(self, ctx) -> dict:
+        """What a statistics file must say to regenerate a set from it."""
+        opts = self.options
+        return {"dataset": ctx.spec.name, "class_names": ctx.train.class_names, "backbone": str(self.backbone.path),
+                "backbone_fingerprint": self.backbone.fingerprint(), "latent_shape": list(self.backbone.latent_shape),
+                "inversion_path": self.inversion_path, "mapping": opts.mapping, "guidance": opts.guidance,
+                "invert_guided": opts.invert_guided, "encode": opts.encode, "seed": ctx.seed,
+                "train_fingerprint": ctx.train.fingerprint()}
+
+    # -- per class -----------------------------------------------------------------------------------------
+
+    def distill_unit(self, unit, ctx):
+        import torch
+        from distillbench_d3hr.group_sampling import random_group, select_group
+        (label,) = set(unit.labels)
+        mean, variance = self.class_stats(label, ctx)
+        mu = mean.to(ctx.device, torch.float32)
+        sigma = variance.sqrt().to(ctx.device, torch.float32)
+        key, n = f"class-{label:05d}", len(unit.slots)
+        if self.options.sampling == "group":
+            bar = lambda chunks: ctx.progress(chunks, desc=f"group sampling {key}")  # noqa: E731
+            chosen = select_group(mu, sigma, n, self.options.m, ctx.seed, key, self.options.weights(), progress=bar)
+            atomic.write_json(ctx.scratch / "selection" / f"{key}.json", {"index": chosen.index, "score": chosen.score})
+            latents = chosen.latents(mu, sigma)
+        else:
+            latents = random_group(mu, sigma, n, ctx.seed, key)
+        return self.generate(latents.view(n, *self.backbone.latent_shape), label, ctx)
+
+    def generate(self, latents, label: int, ctx):
+        """DDIM-sample ``latents`` back to t = 0 for class ``label``; uint8 images at the dataset's size."""
+        import torch
+        from distillbench_d3hr.inversion import guided, sample
+        alphas = self.backbone.alphas_cumprod[self.sampling_path].tolist()
+        images = []
+        for chunk in latents.split(self.options.batch_size):
+            labels = torch.full((len(chunk),), label, device=ctx.device, dtype=torch.long)
+            eps = guided(self.backbone.eps, labels, self.backbone.null_label, self.options.guidance)
+            z0 = sample(eps, chunk, self.sampling_path, alphas)
+            _check_finite(z0, f"generated latents of class {label}")
+            images.append(self.backbone.decode(z0, ctx.spec.image_size))
+        return torch.cat(images)
+
+    def class_stats(self, label: int, ctx):
+        """(mean, variance) of the class's mapped latents: stored, checkpointed, or computed now."""
+        import torch
+        from safetensors.torch import load_file, save
+        if self.stored is not None:
+            return self.stored[1][label], self.stored[2][label]
+        checkpoint = ctx.scratch / "stats" / f"class-{label:05d}.safetensors"
+        if not checkpoint.is_file():
+            moments = self.map_class(label, ctx)
+            atomic.write_bytes(checkpoint, save({"mean": moments.mean, "variance": moments.variance,
+                                                 "count": torch.tensor([moments.count])}))
+        tensors = load_file(str(checkpoint))
+        return tensors["mean"], tensors["variance"]
+
+    def map_class(self, label: int, ctx):
+        """Encode and invert (or noise) every training image of the class, accumulating moments."""
+        import torch
+        from distillbench_d3hr.inversion import forward_noise, guided, invert
+        from distillbench_d3hr.stats import Moments
+        opts, backbone = self.options, self.backbone
+        index = ctx.train.indices_of(label)
+        if len(index) == 0:
+            raise DistillbenchError(f"class {label} ('{ctx.train.class_names[label]}') has no training images")
+        generator = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.seed, f"map/class-{label:05d}"))
+        alphas = backbone.alphas_cumprod[self.inversion_path].tolist()
+        guidance = opts.guidance if opts.invert_guided else 1.0
+        moments = Moments(int(torch.tensor(backbone.latent_shape).prod()))
+        for batch in ctx.progress(index.split(opts.batch_size), desc=f"mapping class {label}"):
+            z0 = backbone.encode(ctx.train.load(batch), generator, opts.encode)
+            labels = torch.full((len(batch),), label, device=ctx.device, dtype=torch.long)
+            if opts.mapping == "ddim":
+                zt = invert(guided(backbone.eps, labels, backbone.null_label, guidance), z0, self.inversion_path, alphas)
+            else:
+                zt = forward_noise(z0, alphas[-1], generator)
+            _check_finite(zt, f"mapped latents of class {label}")
+            moments.update(zt.flatten(1))
+        return moments
+
+    # -- manifest and the statistics file -------------------------------------------------------------------
+
+    def notes(self, ipc: int) -> dict:
+        dropped = [term for term, needs in (("std", 2), ("skewness", 3)) if ipc < needs]
+        return {"d3hr": {
+            "options_follow": "paper (lambda_skew 0.5, per-member skewness, m 1e6, sampling starts at the "
+                              "inverted step); see the method docstring for the official code's settings",
+            "score_terms_dropped": f"{', '.join(dropped)} undefined for IPC {ipc}" if dropped else None,
+            "inversion_timestep": 1000 // self.options.num_inference_steps * (self.options.inversion_steps - 1),
+        }}
+
+    def finalize(self, ctx, folder: Path) -> dict:
+        """Write ``stats.safetensors`` (every class's Gaussian) beside the images: enough, with the backbone,
+        to regenerate a set of any IPC (``distillbench d3hr generate``)."""
+        import torch
+        from distillbench_d3hr.stats import STATS_FILE, write_stats
+        if not hasattr(self, "backbone"):
+            self.setup(ctx)
+        stats = [self.class_stats(c, ctx) for c in range(ctx.train.num_classes)]
+        means, variances = torch.stack([m for m, _ in stats]), torch.stack([v for _, v in stats])
+        counts = self.stored[3] if self.stored is not None else [
+            int(_load_count(ctx.scratch / "stats" / f"class-{c:05d}.safetensors")) for c in range(len(stats))]
+        write_stats(folder / STATS_FILE, means, variances, counts, self.header(ctx))
+        selections = {p.stem: json.loads(p.read_text()) for p in sorted((ctx.scratch / "selection").glob("*.json"))}
+        return {"d3hr_selection": selections}
+
+
+def _load_count(path: Path) -> int:
+    from safetensors.torch import load_file
+    return int(load_file(str(path))["count"][0])
+
+
+def _check_finite(x, what: str) -> None:
+    import torch
+    if not torch.isfinite(x).all():
+        raise DistillbenchError(f"NaN or Inf in the {what}; check the backbone (or use --option amp=false)")

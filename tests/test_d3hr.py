@@ -1,0 +1,121 @@
+"""The d3hr method through the CLI, with a tiny backbone trained here on digits (mechanics, not quality)."""
+import json
+
+import pytest
+
+from conftest import invoke
+from test_runner import png_bytes_of
+
+FAST = ["--option", "m=64", "--option", "num_inference_steps=10", "--option", "inversion_steps=6"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    result = invoke("d3hr", "train-backbone", "--dataset", "digits", "--set", "vae_epochs=1", "--set", "dit_steps=10",
+                    "--set", "dit_layers=1", "--set", "vae_channels=16,32,32", env={"DISTILLBENCH_CACHE": str(cache)})
+    assert result.exit_code == 0, result.output
+    return cache
+
+
+def run_d3hr(root, cache, *extra, ipc=2):
+    return invoke("run", "--method", "d3hr", "--dataset", "digits", "--ipc", ipc, *FAST, *extra, "--root", root,
+                  env={"DISTILLBENCH_CACHE": str(cache)})
+
+
+def only_run(root):
+    (run_dir,) = [p for p in (root / "runs").iterdir() if not p.name.endswith(".partial")]
+    return run_dir
+
+
+def test_backbone_folder_is_a_diffusers_pipeline_with_samples(cache):
+    folder = cache / "d3hr" / "backbones" / "digits"
+    assert (folder / "model_index.json").is_file() and (folder / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    info = json.loads((folder / "distillbench.json").read_text())
+    assert info["dataset"] == "digits" and "train-backbone --dataset digits" in info["command"]
+
+
+def test_same_seed_same_bytes_and_stats_regenerate_the_same_set(cache, tmp_path):
+    first = run_d3hr(tmp_path / "a", cache)
+    assert first.exit_code == 0, first.output
+    assert run_d3hr(tmp_path / "b", cache).exit_code == 0
+    a, b = only_run(tmp_path / "a"), only_run(tmp_path / "b")
+    assert png_bytes_of(a) and png_bytes_of(a) == png_bytes_of(b)
+    manifest = json.loads((a / "manifest.json").read_text())
+    assert manifest["notes"]["d3hr"]["inversion_timestep"] == 500 and len(manifest["notes"]["d3hr_selection"]) == 10
+    regenerated = invoke("d3hr", "generate", "--stats", a / "stats.safetensors", "--ipc", "2", *FAST,
+                         "--root", tmp_path / "c", env={"DISTILLBENCH_CACHE": str(cache)})
+    assert regenerated.exit_code == 0, regenerated.output
+    assert png_bytes_of(only_run(tmp_path / "c")) == png_bytes_of(a)
+    bigger = invoke("d3hr", "generate", "--stats", a / "stats.safetensors", "--ipc", "3", *FAST,
+                    "--root", tmp_path / "d", env={"DISTILLBENCH_CACHE": str(cache)})
+    assert bigger.exit_code == 0 and len(png_bytes_of(only_run(tmp_path / "d"))) == 30
+
+
+def test_ipc_one_drops_std_and_skew_and_says_so(cache, root):
+    assert run_d3hr(root, cache, ipc=1).exit_code == 0
+    notes = json.loads((only_run(root) / "manifest.json").read_text())["notes"]["d3hr"]
+    assert notes["score_terms_dropped"] == "std, skewness undefined for IPC 1"
+
+
+@pytest.mark.parametrize("ablation", [["mapping=ddpm"], ["sampling=random"], ["score=mean", "invert_guided=false"]])
+def test_ablations_run(cache, root, ablation):
+    result = run_d3hr(root, cache, *[a for opt in ablation for a in ("--option", opt)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((only_run(root) / "manifest.json").read_text())["options"][ablation[0].split("=")[0]] \
+        == ablation[0].split("=")[1]
+
+
+def test_missing_backbone_names_the_command(tmp_path, root):
+    result = run_d3hr(root, tmp_path / "empty-cache")
+    assert result.exit_code == 2
+    assert "distillbench d3hr train-backbone --dataset digits" in result.stderr and "backbone=PATH" in result.stderr
+
+
+def test_backbone_of_another_dataset_is_refused_before_work(cache, root):
+    result = invoke("run", "--method", "d3hr", "--dataset", "mnist5k", "--ipc", "1",
+                    "--option", f"backbone={cache / 'd3hr' / 'backbones' / 'digits'}", "--root", root)
+    assert result.exit_code == 2 and "was trained on 'digits', not 'mnist5k'" in result.stderr
+    assert not any((root / "runs").glob("*/manifest.json"))
+
+
+def test_bad_option_values(cache, root):
+    result = run_d3hr(root, cache, "--option", "inversion_steps=60")
+    assert result.exit_code == 2 and "inversion_steps=60 must lie in 2..10" in result.stderr
+
+
+def test_interrupted_run_resumes_from_checkpointed_classes(cache, tmp_path, monkeypatch):
+    from distillbench.method import RunContext, run_units
+    from distillbench.plugins import registry
+    from distillbench_d3hr.method import D3HR
+    monkeypatch.setenv("DISTILLBENCH_CACHE", str(cache))
+    spec = registry("dataset").get("digits")
+    train = spec.load("train")
+    overrides = {"m": "64", "num_inference_steps": "10", "inversion_steps": "6"}
+
+    def ctx(name):
+        return RunContext(spec=spec, train=train, ipc=2, seed=0, device="cpu", scratch=tmp_path / name / "scratch")
+
+    class Counts(D3HR):
+        mapped = []
+
+        def map_class(self, label, ctx):
+            type(self).mapped.append(label)
+            return super().map_class(label, ctx)
+
+    class Dies(Counts):
+        def map_class(self, label, ctx):
+            if label == 4:
+                raise KeyboardInterrupt
+            return super().map_class(label, ctx)
+
+    reference = run_units(D3HR.from_overrides(overrides), ctx("ref"), tmp_path / "ref" / "out", {})
+    with pytest.raises(KeyboardInterrupt):
+        run_units(Dies.from_overrides(overrides), ctx("run"), tmp_path / "run" / "out", {})
+    assert Counts.mapped == [0, 1, 2, 3]
+    Counts.mapped.clear()
+    (tmp_path / "run" / "out.partial" / ".units" / "class-00003.json").unlink()  # as if killed mid-class 3
+    resumed = run_units(Counts.from_overrides(overrides), ctx("run"), tmp_path / "run" / "out", {})
+    assert Counts.mapped == [4, 5, 6, 7, 8, 9]  # class 3's statistics were checkpointed before the kill
+    assert png_bytes_of(resumed.path) == png_bytes_of(reference.path)
+    assert (resumed.path / "stats.safetensors").read_bytes() != b""
