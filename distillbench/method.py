@@ -67,6 +67,7 @@ class Distiller:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     draws_real_images: ClassVar[bool] = True  # True: IPC cannot exceed the smallest class
+    smoke_options: ClassVar[dict] = {}  # options that make a tiny run quick (the conformance tests use them)
 
     @dataclass
     class Options:

@@ -72,10 +72,20 @@ def test_missing_backbone_names_the_command(tmp_path, root):
     assert "distillbench d3hr train-backbone --dataset digits" in result.stderr and "backbone=PATH" in result.stderr
 
 
-def test_backbone_of_another_dataset_is_refused_before_work(cache, root):
-    result = invoke("run", "--method", "d3hr", "--dataset", "mnist5k", "--ipc", "1",
-                    "--option", f"backbone={cache / 'd3hr' / 'backbones' / 'digits'}", "--root", root)
-    assert result.exit_code == 2 and "was trained on 'digits', not 'mnist5k'" in result.stderr
+def test_backbone_mismatch_is_refused_before_work(cache, root, tmp_path):
+    from PIL import Image
+    env = {"DISTILLBENCH_CACHE": str(cache)}
+    digits_backbone = cache / "d3hr" / "backbones" / "digits"
+    (cache / "d3hr" / "backbones" / "mnist5k").symlink_to(digits_backbone)  # found by name: refused
+    implicit = invoke("run", "--method", "d3hr", "--dataset", "mnist5k", "--ipc", "1", "--root", root, env=env)
+    assert implicit.exit_code == 2 and "was trained on 'digits', not 'mnist5k'" in implicit.stderr
+    for split in ("train", "val"):  # eleven classes: one more than the backbone knows
+        for c in range(11):
+            (tmp_path / split / f"c{c:02d}").mkdir(parents=True)
+            Image.new("RGB", (64, 64)).save(tmp_path / split / f"c{c:02d}" / "0.png")
+    wider = invoke("run", "--method", "d3hr", "--dataset", "imagefolder", "--data-dir", tmp_path, "--ipc", "1",
+                   "--option", f"backbone={digits_backbone}", "--root", root, env=env)
+    assert wider.exit_code == 2 and "knows 10 classes but dataset 'imagefolder' has 11" in wider.stderr
     assert not any((root / "runs").glob("*/manifest.json"))
 
 

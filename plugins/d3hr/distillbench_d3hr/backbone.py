@@ -15,7 +15,7 @@ import torch
 
 from distillbench import paths
 from distillbench.accel import autocast
-from distillbench.errors import UsageError
+from distillbench.errors import DistillbenchError, UsageError
 
 INFO_FILE = "distillbench.json"
 SHIPPED = Path(__file__).parent / "weights"
@@ -111,18 +111,31 @@ class Backbone:
                                                 align_corners=False).clamp(0, 255)
         return x.round().to(torch.uint8).cpu()
 
+    def generate(self, latents, label: int, timesteps, guidance: float, size: int, batch_size: int = 256):
+        """DDIM-sample ``latents`` along ``timesteps`` (descending) for class ``label``, decode to uint8 images."""
+        from distillbench_d3hr.inversion import guided, sample
+        alphas = self.alphas_cumprod[timesteps].tolist()
+        images = []
+        for chunk in latents.split(batch_size):
+            labels = torch.full((len(chunk),), label, device=chunk.device, dtype=torch.long)
+            z0 = sample(guided(self.eps, labels, self.null_label, guidance), chunk, timesteps, alphas)
+            check_finite(z0, f"generated latents of class {label}")
+            images.append(self.decode(z0, size))
+        return torch.cat(images)
+
     def info(self) -> dict:
         file = self.path / INFO_FILE
         return json.loads(file.read_text()) if file.is_file() else {}
 
-    def check(self, dataset: str, num_classes: int) -> None:
-        """Fail before any work when the backbone cannot serve the dataset."""
+    def check(self, dataset: str, num_classes: int, explicit: bool) -> None:
+        """Fail before any work when the backbone cannot serve the dataset.  A backbone trained on
+        another dataset is refused unless it was asked for by path (e.g. mnist5k's for the full mnist)."""
         if self.num_classes < num_classes:
             raise UsageError(f"the backbone at {self.path} knows {self.num_classes} classes but dataset "
                              f"'{dataset}' has {num_classes}; train one with "
                              f"`distillbench d3hr train-backbone --dataset {dataset}`")
         trained_on = self.info().get("dataset")
-        if trained_on is not None and trained_on != dataset:
+        if trained_on is not None and trained_on != dataset and not explicit:
             raise UsageError(f"the backbone at {self.path} was trained on '{trained_on}', not '{dataset}'; "
                              f"train one with `distillbench d3hr train-backbone --dataset {dataset}`")
         if self.vae.config.latent_channels != self.transformer.config.in_channels:
@@ -142,3 +155,8 @@ class Backbone:
             digest.update(str(file.relative_to(self.path)).encode())
             sha256_file(file, digest)
         return "sha256:" + digest.hexdigest()
+
+
+def check_finite(x, what: str) -> None:
+    if not torch.isfinite(x).all():
+        raise DistillbenchError(f"NaN or Inf in the {what}; check the backbone (or use --option amp=false)")

@@ -80,6 +80,7 @@ class D3HR(Distiller):
     name = "d3hr"
     description = "D3HR (ICML 2025): DDIM inversion, per-class Gaussian, group sampling, DDIM sampling"
     draws_real_images = False
+    smoke_options = {"m": "64", "num_inference_steps": "10", "inversion_steps": "6"}
     Options = Options
 
     def training_set(self, load):
@@ -102,7 +103,7 @@ class D3HR(Distiller):
             self.stored = read_stats(opts.stats)
             backbone_path = backbone_path or self.stored[0]["backbone"]
         self.backbone = Backbone.load(find_backbone(ctx.spec.name, backbone_path), ctx.device, opts.amp)
-        self.backbone.check(ctx.spec.name, ctx.train.num_classes)
+        self.backbone.check(ctx.spec.name, ctx.train.num_classes, explicit=backbone_path is not None)
         grid = ddim_grid(opts.num_inference_steps)
         stop = opts.inversion_steps - 1
         self.inversion_path = grid[: stop + 1]
@@ -149,17 +150,8 @@ class D3HR(Distiller):
 
     def generate(self, latents, label: int, ctx):
         """DDIM-sample ``latents`` back to t = 0 for class ``label``; uint8 images at the dataset's size."""
-        import torch
-        from distillbench_d3hr.inversion import guided, sample
-        alphas = self.backbone.alphas_cumprod[self.sampling_path].tolist()
-        images = []
-        for chunk in latents.split(self.options.batch_size):
-            labels = torch.full((len(chunk),), label, device=ctx.device, dtype=torch.long)
-            eps = guided(self.backbone.eps, labels, self.backbone.null_label, self.options.guidance)
-            z0 = sample(eps, chunk, self.sampling_path, alphas)
-            _check_finite(z0, f"generated latents of class {label}")
-            images.append(self.backbone.decode(z0, ctx.spec.image_size))
-        return torch.cat(images)
+        return self.backbone.generate(latents, label, self.sampling_path, self.options.guidance,
+                                      ctx.spec.image_size, self.options.batch_size)
 
     def class_stats(self, label: int, ctx):
         """(mean, variance) of the class's mapped latents: stored, checkpointed, or computed now."""
@@ -178,6 +170,7 @@ class D3HR(Distiller):
     def map_class(self, label: int, ctx):
         """Encode and invert (or noise) every training image of the class, accumulating moments."""
         import torch
+        from distillbench_d3hr.backbone import check_finite
         from distillbench_d3hr.inversion import forward_noise, guided, invert
         from distillbench_d3hr.stats import Moments
         opts, backbone = self.options, self.backbone
@@ -195,7 +188,7 @@ class D3HR(Distiller):
                 zt = invert(guided(backbone.eps, labels, backbone.null_label, guidance), z0, self.inversion_path, alphas)
             else:
                 zt = forward_noise(z0, alphas[-1], generator)
-            _check_finite(zt, f"mapped latents of class {label}")
+            check_finite(zt, f"mapped latents of class {label}")
             moments.update(zt.flatten(1))
         return moments
 
@@ -231,7 +224,3 @@ def _load_count(path: Path) -> int:
     return int(load_file(str(path))["count"][0])
 
 
-def _check_finite(x, what: str) -> None:
-    import torch
-    if not torch.isfinite(x).all():
-        raise DistillbenchError(f"NaN or Inf in the {what}; check the backbone (or use --option amp=false)")

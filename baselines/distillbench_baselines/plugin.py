@@ -1,0 +1,11 @@
+"""The baselines plugin: ``sre2l``, ``rded`` and ``d4m``, registered like any third-party method."""
+from distillbench import hookimpl
+
+
+@hookimpl
+def register_methods(register):
+    from distillbench_baselines.d4m import D4M
+    from distillbench_baselines.rded import RDED
+    from distillbench_baselines.sre2l import SRe2L
+    for method in (SRe2L, RDED, D4M):
+        register(method)

@@ -1,0 +1,112 @@
+"""RDED (Sun et al., CVPR 2024, "On the Diversity and Realism of Distilled Dataset").
+
+Facts from LINs-lab/RDED (``synthesize/main.py`` ``init_images``, ``synthesize/utils.py``): per class,
+take ``mipc`` random real images; cut ``num_crop`` random square crops from each (RandomResizedCrop to
+side ``size // factor``, area scale (0.08, 1), ratio 1); score every crop by the teacher's cross-entropy on
+the class after zero-padding it, centred, to full size in normalised space (lower = more realistic); keep
+each image's best crop, sort images by it, keep the best ``IPC * factor^2``; stitch factor x factor of them
+into each image, cell k of image i holding selected crop k * IPC + i (nearest resize).  The scripts use
+mipc 300 and num_crop 5, factor 1 for 32-64 px data and 2 for ImageNet-scale data.
+
+Deviations: crops are drawn with a seeded generator (the official synthesis is unseeded) and saved as
+PNG rather than JPEG; the teacher is distillbench's (the cached ``train-teacher`` model, or
+``teacher=ARCH=PATH``, e.g. RDED's released ``{"model": ...}`` files, with ``normalization=imagenet``).
+"""
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from distillbench.errors import UsageError
+from distillbench_baselines.teacher import TeacherMethod
+
+
+@dataclass(frozen=True)
+class Options:
+    mipc: int = 300
+    num_crop: int = 5
+    factor: Optional[int] = None  # None: 1 for images up to 64 px, else 2
+    teacher: Optional[str] = None  # ARCH=PATH; default: the cached teacher of teacher_arch
+    teacher_arch: str = "conv3"
+    normalization: Literal["dataset", "imagenet"] = "dataset"
+    batch_size: int = 500
+
+    def __post_init__(self):
+        if self.mipc < 1 or self.num_crop < 1 or (self.factor is not None and self.factor < 1):
+            raise UsageError("options mipc, num_crop and factor must be at least 1")
+
+
+def random_square_crops(images, count: int, out_size: int, generator):
+    """``count`` RandomResizedCrop(scale (0.08, 1), ratio 1) crops of each image: ``[n * count, C, out, out]``."""
+    import torch
+    import torch.nn.functional as F
+    n, _, size, _ = images.shape
+    area = 0.08 + 0.92 * torch.rand(n * count, generator=generator)
+    sides = (area.sqrt() * size).round().clamp(1, size).long()
+    tops = (torch.rand(n * count, generator=generator) * (size - sides + 1)).long()
+    lefts = (torch.rand(n * count, generator=generator) * (size - sides + 1)).long()
+    crops = []
+    for k, (side, top, left) in enumerate(zip(sides.tolist(), tops.tolist(), lefts.tolist())):
+        crop = images[k // count, :, top:top + side, left:left + side].float().unsqueeze(0)
+        crops.append(F.interpolate(crop, size=(out_size, out_size), mode="bilinear", antialias=True,
+                                   align_corners=False))
+    return torch.cat(crops)
+
+
+def stitch(crops, ipc: int, factor: int, size: int):
+    """ipc images of factor x factor cells; cell k of image i is crop k * ipc + i (row-major cells)."""
+    import torch
+    import torch.nn.functional as F
+    edges = [size * j // factor for j in range(factor + 1)]
+    out = torch.zeros(ipc, crops.shape[1], size, size, dtype=crops.dtype)
+    for k in range(factor * factor):
+        row, col = divmod(k, factor)
+        h, w = edges[row + 1] - edges[row], edges[col + 1] - edges[col]
+        cell = F.interpolate(crops[k * ipc:(k + 1) * ipc], size=(h, w), mode="nearest")
+        out[:, :, edges[row]:edges[row + 1], edges[col]:edges[col + 1]] = cell
+    return out
+
+
+class RDED(TeacherMethod):
+    name = "rded"
+    description = "RDED (CVPR 2024): teacher-scored realistic crops of real images, stitched"
+    smoke_options = {"mipc": "20", "num_crop": "2"}
+    Options = Options
+
+    def factor(self, size: int) -> int:
+        return self.options.factor or (1 if size <= 64 else 2)
+
+    def distill_unit(self, unit, ctx):
+        import torch
+        import torch.nn.functional as F
+        (label,) = set(unit.labels)
+        ipc, size, generator = len(unit.slots), ctx.spec.image_size, ctx.generator(unit)
+        factor = self.factor(size)
+        pool = ctx.train.indices_of(label)
+        pick = pool[torch.randperm(len(pool), generator=generator)[: self.options.mipc]]
+        if len(pick) < ipc * factor ** 2:
+            raise UsageError(f"RDED needs at least IPC*factor^2 = {ipc * factor ** 2} source images per class; "
+                             f"raise --option mipc (now {len(pick)} available)")
+        cell = size // factor
+        crops = random_square_crops(ctx.train.load(pick), self.options.num_crop, cell, generator)
+        scores = self.score(crops / 255, label, size, ctx.device).view(len(pick), self.options.num_crop)
+        best_score, best_crop = scores.min(1)
+        order = best_score.argsort()[: ipc * factor ** 2]
+        chosen = crops.view(len(pick), self.options.num_crop, *crops.shape[1:])[order, best_crop[order]]
+        return stitch(chosen, ipc, factor, size).round().clamp(0, 255).to(torch.uint8)
+
+    def score(self, crops_unit, label: int, size: int, device):
+        """Teacher cross-entropy of each crop, zero-padded (in normalised space) to the full size."""
+        import torch
+        import torch.nn.functional as F
+        losses = []
+        for chunk in crops_unit.split(self.options.batch_size):
+            x = self.normalize(chunk.to(device))
+            pad = size - x.shape[-1]
+            x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
+            with torch.inference_mode():
+                logits = self.teacher(x)
+            target = torch.full((len(x),), label, device=device)
+            losses.append(F.cross_entropy(logits.float(), target, reduction="none").cpu())
+        return torch.cat(losses)
+
+    def notes(self, ipc: int) -> dict:
+        return {"rded": {"deviations": "seeded crops; PNG output instead of JPEG"}}

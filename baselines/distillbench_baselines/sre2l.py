@@ -1,0 +1,126 @@
+"""SRe2L (Yin et al., NeurIPS 2023, "Squeeze, Recover and Relabel").
+
+Recover, from VILA-Lab/SRe2L (``recover/data_synthesis.py``, ``*small_dataset/recover_cifar.py``,
+``recover_tiny.py``): images start as N(0, 1) in normalised space and are optimised with Adam
+(betas 0.5, 0.9) under a cosine learning rate to minimise CE(teacher(x_aug), y) + r_bn * R_BN, where
+R_BN = sum over BatchNorm layers of w_l (||mean_l - running_mean_l||_2 + ||var_l - running_var_l||_2)
+on the augmented batch (biased variance; w = first_bn_multiplier = 10 for the first BN layer, 1 after),
+and pixels are clamped to [0, 1] after each step; the last iterate is kept.  One batch holds one image of
+each class (chunks of 100 classes), so a unit of work here is one IPC index, not one class.
+Augmentation: a shared random roll by [0, jitter] pixels (CIFAR: jitter 4, no crop or flip); for
+64 px and larger, RandomResizedCrop + flip first (Tiny: symmetric roll, ImageNet: jitter 32).
+Defaults are the CIFAR script's: lr 0.25, 1000 iterations, r_bn 0.01.  Relabel is the shared evaluator's
+job (the ``rded`` protocol's online teacher labels, or ``stored-labels``).
+
+Deviations: seeded initialisation and augmentation; PNG instead of JPEG; the roll is [0, jitter] at every
+size (Tiny-ImageNet's script rolls symmetrically).
+"""
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from distillbench.errors import UsageError
+from distillbench.method import Unit
+from distillbench_baselines.teacher import TeacherMethod
+
+
+@dataclass(frozen=True)
+class Options:
+    iterations: int = 1000
+    lr: float = 0.25
+    r_bn: float = 0.01
+    first_bn_multiplier: float = 10.0
+    jitter: Optional[int] = None  # None: 4 up to 64 px, 32 beyond
+    classes_per_batch: int = 100
+    teacher: Optional[str] = None
+    teacher_arch: str = "conv3"
+    normalization: Literal["dataset", "imagenet"] = "dataset"
+
+    def __post_init__(self):
+        if self.iterations < 1 or self.classes_per_batch < 1:
+            raise UsageError("options iterations and classes_per_batch must be at least 1")
+
+
+class BNStatistics:
+    """Forward hooks that collect, per BatchNorm layer, the distance of the batch statistics to the running ones."""
+
+    def __init__(self, model):
+        import torch
+        self.layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not self.layers:
+            raise UsageError("SRe2L needs a teacher with BatchNorm layers (e.g. conv3, resnet18_modified)")
+        self.losses = [None] * len(self.layers)
+        self.handles = [layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(self.layers)]
+
+    def _hook(self, i):
+        def hook(module, inputs, _output):
+            x = inputs[0]
+            mean = x.mean(dim=(0, 2, 3))
+            var = x.var(dim=(0, 2, 3), unbiased=False)
+            self.losses[i] = (mean - module.running_mean).norm(2) + (var - module.running_var).norm(2)
+        return hook
+
+    def loss(self, first_multiplier: float):
+        return sum((first_multiplier if i == 0 else 1.0) * l for i, l in enumerate(self.losses))
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+class SRe2L(TeacherMethod):
+    name = "sre2l"
+    description = "SRe2L (NeurIPS 2023): images recovered from noise by teacher CE + BatchNorm matching"
+    smoke_options = {"iterations": "3"}
+    Options = Options
+
+    def units(self, num_classes: int, ipc: int) -> list[Unit]:
+        per = self.options.classes_per_batch
+        return [Unit(f"ipc-{slot:05d}-classes-{start:05d}", tuple(range(start, min(start + per, num_classes))),
+                     (slot,) * len(range(start, min(start + per, num_classes))))
+                for slot in range(ipc) for start in range(0, num_classes, per)]
+
+    def distill_unit(self, unit, ctx):
+        import torch
+        import torch.nn.functional as F
+        opts, size = self.options, ctx.spec.image_size
+        generator = ctx.generator(unit)
+        labels = torch.tensor(unit.labels, device=ctx.device)
+        mean, std = self.normalize.mean, self.normalize.std
+        x = torch.randn(len(labels), 3, size, size, generator=generator).to(ctx.device).requires_grad_(True)
+        optimizer = torch.optim.Adam([x], lr=opts.lr, betas=(0.5, 0.9), eps=1e-8)
+        jitter = opts.jitter if opts.jitter is not None else (4 if size <= 64 else 32)
+        hooks = BNStatistics(self.teacher)
+        try:
+            for it in ctx.progress(range(opts.iterations), desc=f"recover {unit.id}"):
+                optimizer.param_groups[0]["lr"] = 0.5 * (1 + math.cos(math.pi * it / opts.iterations)) * opts.lr
+                view = self.augment(x, size, jitter, generator)
+                loss = F.cross_entropy(self.teacher(view), labels) + opts.r_bn * hooks.loss(opts.first_bn_multiplier)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():  # keep pixels in [0, 1]
+                    x.copy_(torch.max(torch.min(x, (1 - mean) / std), -mean / std))
+        finally:
+            hooks.remove()
+        pixels = (x.detach() * std + mean).clamp(0, 1)
+        return (pixels * 255).round().to(torch.uint8).cpu()
+
+    @staticmethod
+    def augment(x, size: int, jitter: int, generator):
+        """One crop box, flip and roll shared by the whole batch, as the official code does."""
+        import torch
+        from torchvision.transforms import RandomResizedCrop
+        from torchvision.transforms.functional import resized_crop
+        if size >= 64:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
+                top, left, h, w = RandomResizedCrop.get_params(x, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3))
+            x = resized_crop(x, top, left, h, w, [size, size], antialias=True)
+            if torch.rand(1, generator=generator) < 0.5:
+                x = x.flip(-1)
+        shift = torch.randint(0, jitter + 1, (2,), generator=generator).tolist()
+        return torch.roll(x, shifts=shift, dims=(2, 3))
+
+    def notes(self, ipc: int) -> dict:
+        return {"sre2l": {"deviations": "seeded initialisation and augmentation; PNG output instead of JPEG"}}
