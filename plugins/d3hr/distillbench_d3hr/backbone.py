@@ -54,8 +54,10 @@ class Backbone:
     @classmethod
     def load(cls, path: Path, device: str = "cpu", amp: bool = True) -> "Backbone":
         from diffusers import DDIMScheduler, DiTPipeline
+        from diffusers.utils import logging
+        logging.disable_progress_bar()
         try:
-            pipe = DiTPipeline.from_pretrained(str(path))
+            pipe = DiTPipeline.from_pretrained(str(path), low_cpu_mem_usage=False)
         except (OSError, ValueError, KeyError) as exc:
             raise UsageError(f"cannot load the backbone at {path}: {exc}") from None
         scheduler = DDIMScheduler.from_config(pipe.scheduler.config)

@@ -21,7 +21,13 @@ Candidates are drawn as x = mu + sigma * z with z standard normal, so only z is 
 mean(x) - mu = sigma * mean(z), std(x) - sigma = sigma * (std(z) - 1), and skewness is unchanged by the
 affine map.  They come in chunks; chunk k is drawn from a generator seeded by (seed, class, k), so
 memory does not grow with m and candidate i is reproducible from (seed, class, i) alone.
+
+Scoring a chunk in eager PyTorch costs more than drawing it (several passes over the chunk); for large
+searches the score is compiled with ``torch.compile`` into one fused loop (about 15 s once per process
+on a CPU), which makes it a few percent of the drawing time (``benchmarks/group_sampling.py``).
 """
+import functools
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -59,9 +65,14 @@ def group_scores(z, sigma, weights: ScoreWeights):
     return score + weights.skew * torch.linalg.vector_norm(skew, dim=1)
 
 
-def chunk_size_for(n: int, d: int, budget_bytes: int = 64 << 20) -> int:
-    """Candidates per chunk such that one chunk of float32 draws fits the budget."""
-    return max(1, budget_bytes // (n * d * 4))
+CPU_CHUNK_BYTES = 4 << 20  # small enough to stay in cache while it is scored
+CUDA_CHUNK_BYTES = 256 << 20  # large enough to keep the GPU busy
+
+
+def chunk_size_for(n: int, d: int, device="cpu") -> int:
+    """Candidates per chunk such that one chunk of float32 draws fits the device's budget."""
+    budget = CUDA_CHUNK_BYTES if str(device).startswith("cuda") else CPU_CHUNK_BYTES
+    return max(1, budget // (n * d * 4))
 
 
 def draw_chunk(seed: int, key: str, chunk: int, size: int, n: int, d: int, device="cpu"):
@@ -75,34 +86,68 @@ def candidate(seed: int, key: str, index: int, n: int, d: int, chunk_size: int, 
     return draw_chunk(seed, key, chunk, chunk_size, n, d, device)[row]
 
 
+COMPILE_ABOVE = 2_000_000_000  # drawn values; below this, compiling costs more time than it saves
+
+
+_compile_failed = False
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_scores():
+    return torch.compile(group_scores, dynamic=False)
+
+
+def scorer(compile_scores: bool):
+    """``group_scores``, compiled when asked and possible (without a C++ toolchain: eager, with a warning)."""
+    if not compile_scores:
+        return group_scores
+
+    def score(z, sigma, weights):
+        global _compile_failed
+        if not _compile_failed:
+            try:
+                return _compiled_scores()(z, sigma, weights)
+            except Exception as exc:
+                _compile_failed = True
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); scoring eagerly")
+        return group_scores(z, sigma, weights)
+    return score
+
+
 @dataclass(frozen=True)
 class Selection:
     index: int
     score: float
     z: torch.Tensor  # [n, d] standard normal draws of the winner
+    chunk_size: int  # with (seed, key, index), what regenerates the winner
 
     def latents(self, mu, sigma):
         return mu + sigma * self.z
 
 
 def select_group(mu, sigma, n: int, m: int, seed: int, key: str, weights: ScoreWeights = ScoreWeights(),
-                 chunk_size=None, progress=None) -> Selection:
-    """The best of ``m`` candidate groups of ``n`` latents from N(mu, sigma^2); ties go to the earliest."""
+                 chunk_size=None, progress=None, compile_scores=None) -> Selection:
+    """The best of ``m`` candidate groups of ``n`` latents from N(mu, sigma^2); ties go to the earliest.
+
+    ``compile_scores``: None compiles the score when the search draws more than ``COMPILE_ABOVE`` values."""
     d = mu.numel()
-    chunk_size = chunk_size or chunk_size_for(n, d)
+    chunk_size = chunk_size or chunk_size_for(n, d, mu.device)
+    score = scorer(m * n * d > COMPILE_ABOVE if compile_scores is None else compile_scores)
     sigma = sigma.to(torch.float32)
+    rows = torch.arange(chunk_size, device=mu.device)
     best_score = torch.full((), float("inf"), device=mu.device)
     best_index = torch.zeros((), dtype=torch.long, device=mu.device)
     chunks = range((m + chunk_size - 1) // chunk_size)
     for k in progress(chunks) if progress else chunks:
-        size = min(chunk_size, m - k * chunk_size)
-        scores = group_scores(draw_chunk(seed, key, k, chunk_size, n, d, mu.device)[:size], sigma, weights)
+        # Every chunk is scored whole (one shape: no recompiles); rows past m are masked out.
+        scores = score(draw_chunk(seed, key, k, chunk_size, n, d, mu.device), sigma, weights)
+        scores = torch.where(rows < m - k * chunk_size, scores, float("inf"))
         value, row = scores.min(0)
         better = value < best_score  # kept on the device: no host sync per chunk
         best_score = torch.where(better, value, best_score)
         best_index = torch.where(better, row + k * chunk_size, best_index)
     index = int(best_index)
-    return Selection(index, float(best_score), candidate(seed, key, index, n, d, chunk_size, mu.device))
+    return Selection(index, float(best_score), candidate(seed, key, index, n, d, chunk_size, mu.device), chunk_size)
 
 
 def random_group(mu, sigma, n: int, seed: int, key: str):

@@ -142,7 +142,8 @@ class D3HR(Distiller):
         if self.options.sampling == "group":
             bar = lambda chunks: ctx.progress(chunks, desc=f"group sampling {key}")  # noqa: E731
             chosen = select_group(mu, sigma, n, self.options.m, ctx.seed, key, self.options.weights(), progress=bar)
-            atomic.write_json(ctx.scratch / "selection" / f"{key}.json", {"index": chosen.index, "score": chosen.score})
+            atomic.write_json(ctx.scratch / "selection" / f"{key}.json", {"index": chosen.index, "score": chosen.score,
+                                                                            "chunk_size": chosen.chunk_size})
             latents = chosen.latents(mu, sigma)
         else:
             latents = random_group(mu, sigma, n, ctx.seed, key)
