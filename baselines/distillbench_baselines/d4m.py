@@ -85,4 +85,5 @@ class D4M(Distiller):
         start = forward_noise(centres.view(ipc, *self.backbone.latent_shape).to(ctx.device),
                               float(self.backbone.alphas_cumprod[self.path[0]]), generator)
         return self.backbone.generate(start, label, self.path, self.options.guidance, ctx.spec.image_size,
-                                      self.options.batch_size)
+                                      self.options.batch_size,
+                                      lambda chunks: ctx.progress(chunks, desc=f"generating class {label}"))

@@ -113,12 +113,14 @@ class Backbone:
                                                 align_corners=False).clamp(0, 255)
         return x.round().to(torch.uint8).cpu()
 
-    def generate(self, latents, label: int, timesteps, guidance: float, size: int, batch_size: int = 256):
+    def generate(self, latents, label: int, timesteps, guidance: float, size: int, batch_size: int = 256,
+                 progress=None):
         """DDIM-sample ``latents`` along ``timesteps`` (descending) for class ``label``, decode to uint8 images."""
         from distillbench_d3hr.inversion import guided, sample
         alphas = self.alphas_cumprod[timesteps].tolist()
         images = []
-        for chunk in latents.split(batch_size):
+        chunks = latents.split(batch_size)
+        for chunk in progress(chunks) if progress else chunks:
             labels = torch.full((len(chunk),), label, device=chunk.device, dtype=torch.long)
             z0 = sample(guided(self.eps, labels, self.null_label, guidance), chunk, timesteps, alphas)
             check_finite(z0, f"generated latents of class {label}")

@@ -152,7 +152,8 @@ class D3HR(Distiller):
     def generate(self, latents, label: int, ctx):
         """DDIM-sample ``latents`` back to t = 0 for class ``label``; uint8 images at the dataset's size."""
         return self.backbone.generate(latents, label, self.sampling_path, self.options.guidance,
-                                      ctx.spec.image_size, self.options.batch_size)
+                                      ctx.spec.image_size, self.options.batch_size,
+                                      lambda chunks: ctx.progress(chunks, desc=f"generating class {label}"))
 
     def class_stats(self, label: int, ctx):
         """(mean, variance) of the class's mapped latents: stored, checkpointed, or computed now."""
