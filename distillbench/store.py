@@ -58,12 +58,16 @@ class Store:
                        [record.get(c) for c in EVALUATION_COLUMNS] + [json.dumps(record, sort_keys=True), time.time()])
 
     def evaluations(self, dataset=None):
-        """All evaluation rows as a pandas DataFrame (optionally of one dataset)."""
+        """All evaluation rows as a pandas DataFrame (optionally of one dataset), with the resolved
+        method options of their run (an empty dict for sets that were not distilled here)."""
         import pandas as pd
-        query = f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations"
+        columns = ", ".join(f"e.{c}" for c in EVALUATION_COLUMNS)
+        query = f"SELECT {columns}, r.manifest FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id"
         params = ()
         if dataset:
-            query, params = query + " WHERE dataset = ?", (dataset,)
+            query, params = query + " WHERE e.dataset = ?", (dataset,)
         with self._connect() as db:
             rows = db.execute(query, params).fetchall()
-        return pd.DataFrame(rows, columns=list(EVALUATION_COLUMNS))
+        df = pd.DataFrame([row[:-1] for row in rows], columns=list(EVALUATION_COLUMNS))
+        df["options"] = [json.loads(row[-1]).get("options", {}) if row[-1] else {} for row in rows]
+        return df

@@ -11,6 +11,30 @@ from distillbench import atomic
 FORMATS = ("markdown", "latex", "csv")
 
 
+def variant(method: str, options: dict) -> str:
+    """The method's column name: its name, plus the options that differ from the method's defaults,
+    so that runs with different options are never averaged together."""
+    import dataclasses
+
+    from distillbench.plugins import registry
+    try:
+        defaults = dataclasses.asdict(registry("method").get(method).Options())
+    except Exception:  # the method's plugin is gone: every stored option counts
+        defaults = {}
+    changed = {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}
+    if not changed:
+        return method
+    shown = ", ".join(f"{k}={str(v).rstrip('/').rsplit('/', 1)[-1]}" for k, v in sorted(changed.items()))
+    return f"{method}[{shown}]"
+
+
+def with_variants(df):
+    """``df`` with the method column replaced by :func:`variant` labels (when options are known)."""
+    if "options" not in df:
+        return df
+    return df.assign(method=[variant(m, o) for m, o in zip(df["method"], df["options"])]).drop(columns="options")
+
+
 def _row_keys(df) -> list[str]:
     return [k for k in ("dataset", "protocol") if df[k].nunique() > 1] + ["student", "ipc"]
 
@@ -42,6 +66,7 @@ def _format(table, fmt: str, floatfmt: str = ".3f") -> str:
 def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
     """The accuracy table, followed by DD-Ranking's HLR/IOR/LRS where their inputs were stored."""
     from distillbench import ddranking
+    df = with_variants(df)
     distilled = df[df["method"] != ddranking.FULL_METHOD]
     text = _format(pivot(distilled, metric).reset_index(), fmt) if not distilled.empty else ""
     ranking = ddranking.table(df, metric)
@@ -57,7 +82,7 @@ def plot(df, path: Path, metric: str = "final_acc") -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    stats = summary(df, metric)
+    stats = summary(with_variants(df), metric)
     students = sorted(stats["student"].unique())
     fig, axes = plt.subplots(1, len(students), figsize=(4.5 * len(students), 3.6), squeeze=False)
     for ax, student in zip(axes[0], students):

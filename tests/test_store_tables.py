@@ -38,3 +38,17 @@ def test_table_cells_are_mean_pm_std_over_seeds():
 def test_plot_is_a_png(tmp_path):
     path = tables.plot(pd.DataFrame(rows()), tmp_path / "p.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runs_with_other_options_get_their_own_column(tmp_path):
+    store = Store(tmp_path)
+    for run_id, options in (("a", {}), ("b", {"m": 10, "backbone": "/x/y/mnist5k"})):
+        store.record_run(run_id, tmp_path, {"method": "d3hr-like", "dataset": "digits", "ipc": 10, "seed": 0,
+                                            "options": options})
+        store.record_evaluation({**rows()[2], "run_id": run_id, "method": "d3hr-like"})
+    text = tables.render(store.evaluations("digits"))
+    assert "| d3hr-like " in text and "d3hr-like[backbone=mnist5k, m=10]" in text
+
+
+def test_default_options_keep_the_plain_name():
+    assert tables.variant("random", {}) == "random"
