@@ -7,8 +7,9 @@ All accuracies are fractions in [0, 1]:
 """
 import math
 
+from distillbench.distilled import FULL_METHOD
+
 HARD_PROTOCOL = "hard-label"
-FULL_METHOD = "full"
 RANDOM_METHOD = "random"
 
 

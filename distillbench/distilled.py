@@ -13,6 +13,7 @@ from pathlib import Path
 from distillbench.errors import UsageError
 
 MANIFEST = "manifest.json"
+FULL_METHOD = "full"  # the whole training split, evaluated as if it were a distilled set
 
 
 def class_folder(label: int, name: str, num_classes: int) -> str:
@@ -92,7 +93,7 @@ class FullTrainingSet:
 
     def __init__(self, spec, train):
         self.train = train
-        self.manifest = {"method": "full", "dataset": spec.name, "ipc": 0, "image_size": spec.image_size,
+        self.manifest = {"method": FULL_METHOD, "dataset": spec.name, "ipc": 0, "image_size": spec.image_size,
                          "run_id": None, "images_checksum": train.fingerprint()}
 
     def load(self):

@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from distillbench.distilled import DistilledSet, FullTrainingSet
+from distillbench.distilled import FULL_METHOD, DistilledSet, FullTrainingSet
 from distillbench.errors import UsageError
 from distillbench.method import RunContext, options_dict
 from distillbench.plugins import get_plugins, registry
 from distillbench.store import Store
-
-FULL = "full"
 
 
 @dataclass
@@ -33,13 +31,14 @@ def resolve_device(device: str) -> str:
     import torch
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        index = int(device.partition(":")[2] or 0) if device.partition(":")[2].isdigit() or device == "cuda" else -1
-        if index < 0 or not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            raise UsageError(f"--device {device} requested but that CUDA device is not available here; "
-                             "use --device cpu or auto")
-    elif device != "cpu":
+    if device == "cpu":
+        return device
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
         raise UsageError(f"unknown --device '{device}'; use cpu, cuda, cuda:N or auto")
+    if not torch.cuda.is_available() or int(index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {device} requested but that CUDA device is not available here; "
+                         "use --device cpu or auto")
     return device
 
 
@@ -98,7 +97,7 @@ def distil(cfg: RunConfig):
 def find_distilled(target: str, root: Path, dataset=None, data_dir=None, download=False):
     """A recorded run id, a finished set's folder, any ImageFolder (then ``dataset`` is needed),
     or ``full``: the dataset's whole training split (the full-data reference)."""
-    if target == FULL:
+    if target == FULL_METHOD:
         if dataset is None:
             raise UsageError("evaluating 'full' (the whole training set) needs --dataset")
         spec = registry("dataset").get(dataset)
