@@ -213,4 +213,15 @@ def main(argv=None):
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     loaded.register_commands(cli)
-    cli.main(args=argv, prog_name="distillbench")
+    try:
+        code = cli.main(args=argv, prog_name="distillbench", standalone_mode=False)
+    except click.UsageError as exc:  # missing or malformed flags: one line, like our own usage errors
+        where = f"`{exc.ctx.command_path} --help`" if exc.ctx else "`distillbench --help`"
+        click.echo(f"Error: {exc.format_message()} (see {where})", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

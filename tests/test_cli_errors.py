@@ -40,3 +40,16 @@ def test_usage_error_is_one_clear_line(args, problem, hint, root):
 def test_usage_errors_leave_no_output_behind(root):
     invoke("run", "--method", "random", "--ipc", "0", "--dataset", "digits", "--root", root)
     assert not (root / "runs").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--ipc", "3"], "Error: Missing option '--method'. (see `distillbench run --help`)"),
+    (["run", "--method", "random", "--ipc", "x"], "Error: Invalid value for '--ipc': 'x' is not a valid integer."),
+    (["no-such-command"], "Error: No such command 'no-such-command'."),
+    (["run", "--method", "nope", "--ipc", "1"], "Error: unknown method 'nope'; choose one of:"),
+])
+def test_flag_errors_are_one_line_too(args, message, tmp_path):
+    from conftest import run_subprocess
+    proc = run_subprocess(*args, "--root", tmp_path) if args[0] == "run" else run_subprocess(*args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(message) and len(proc.stderr.strip().splitlines()) == 1
