@@ -15,7 +15,6 @@ import random
 import time
 
 import torch
-import torch.nn.functional as F
 import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset
 

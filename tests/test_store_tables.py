@@ -1,5 +1,4 @@
 import pandas as pd
-import pytest
 
 from distillbench import tables
 from distillbench.store import Store

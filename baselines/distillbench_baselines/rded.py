@@ -76,7 +76,6 @@ class RDED(TeacherMethod):
 
     def distill_unit(self, unit, ctx):
         import torch
-        import torch.nn.functional as F
         (label,) = set(unit.labels)
         ipc, size, generator = len(unit.slots), ctx.spec.image_size, ctx.generator(unit)
         factor = self.factor(size)

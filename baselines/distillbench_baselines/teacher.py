@@ -8,13 +8,11 @@ class TeacherMethod(Distiller):
     def setup(self, ctx) -> None:
         from distillbench import paths
         from distillbench_eval.evaluator import normalizer
-        from distillbench_eval.teachers import Ensemble, resolve_teachers
+        from distillbench_eval.teachers import load_ensemble
         args = [self.options.teacher] if self.options.teacher else []
-        loaded = resolve_teachers(args, self.options.teacher_arch, ctx.spec, ctx.train.num_classes,
-                                  paths.cache_dir())
-        self.teacher = Ensemble([model for model, _ in loaded]).to(ctx.device).eval()
+        self.teacher, self.teacher_infos = load_ensemble(args, self.options.teacher_arch, ctx.spec,
+                                                         ctx.train.num_classes, paths.cache_dir(), ctx.device)
         self.normalize = normalizer(ctx.spec, self.options, ctx.device)
-        self.teacher_infos = [info for _, info in loaded]
 
     def finalize(self, ctx, folder) -> dict:
         if not hasattr(self, "teacher_infos"):

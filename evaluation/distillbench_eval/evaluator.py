@@ -9,7 +9,7 @@ from distillbench.errors import UsageError
 from distillbench.method import derive_seed
 from distillbench.plugins import registry
 from distillbench_eval.protocols import batch_size, for_dataset, resolve
-from distillbench_eval.teachers import Ensemble, resolve_teachers
+from distillbench_eval.teachers import load_ensemble
 from distillbench_eval.training import Normalizer, train_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -52,10 +52,8 @@ def labeller(settings, student: str, request, num_classes: int, distilled, image
     """(teacher ensemble or None, teacher descriptions, stored soft labels or None) for one student."""
     if settings.labels == "hard":
         return None, [], None
-    loaded = resolve_teachers(request.teachers, settings.teacher_arch or student, request.spec, num_classes,
-                              request.cache_dir)
-    teacher = Ensemble([model for model, _ in loaded]).to(request.device, memory_format=torch.channels_last)
-    infos = [info for _, info in loaded]
+    teacher, infos = load_ensemble(request.teachers, settings.teacher_arch or student, request.spec, num_classes,
+                                   request.cache_dir, request.device)
     stored = None
     if settings.labels == "stored":
         stored = stored_soft_labels(distilled, teacher, infos, images, normalize, settings.temperature,

@@ -1,6 +1,4 @@
 """``distillbench train-teacher``: train a teacher on the full training split into the cache."""
-from pathlib import Path
-
 import click
 
 from distillbench.cli import data_options

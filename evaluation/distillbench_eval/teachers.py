@@ -79,6 +79,13 @@ def resolve_teachers(teacher_args, default_arch: str, spec, num_classes: int, ca
     return loaded
 
 
+def load_ensemble(teacher_args, default_arch: str, spec, num_classes: int, cache_dir: Path, device: str):
+    """(one frozen model averaging every teacher's logits, on ``device``, channels_last; their descriptions)."""
+    loaded = resolve_teachers(teacher_args, default_arch, spec, num_classes, cache_dir)
+    ensemble = Ensemble([model for model, _ in loaded]).to(device, memory_format=torch.channels_last)
+    return ensemble, [info for _, info in loaded]
+
+
 class Ensemble(torch.nn.Module):
     """Several teachers as one: their logits averaged (as D3HR's five-teacher evaluation does)."""
 
