@@ -129,3 +129,14 @@ def test_interrupted_run_resumes_from_checkpointed_classes(cache, tmp_path, monk
     assert Counts.mapped == [4, 5, 6, 7, 8, 9]  # class 3's statistics were checkpointed before the kill
     assert png_bytes_of(resumed.path) == png_bytes_of(reference.path)
     assert (resumed.path / "stats.safetensors").read_bytes() != b""
+
+
+def test_train_backbone_fine_tunes_from_init(cache, tmp_path):
+    source = cache / "d3hr" / "backbones" / "digits"
+    result = invoke("d3hr", "train-backbone", "--dataset", "digits", "--init", source, "--set", "dit_steps=2",
+                    "--set", "dit_layers=1", "--force", env={"DISTILLBENCH_CACHE": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "d3hr" / "backbones" / "digits" / "distillbench.json").read_text())
+    assert info["init"] == str(source)
+    old = json.loads((source / "vae" / "config.json").read_text())["scaling_factor"]
+    assert info["scaling_factor"] == old  # the init's VAE is kept as it is

@@ -30,18 +30,15 @@ def train_backbone(dataset, init, overrides, device, force, data_dir, download):
     images = (train.load(torch.arange(len(train))).float() / 127.5 - 1).to(device)
     labels = train.targets.to(device)
     torch.manual_seed(cfg.seed)
-    init_backbone = Backbone.load(Path(init), device) if init else None
-    if init_backbone is None:
-        vae = train_vae(build_vae(cfg, spec.image_size).to(device), images, cfg, _progress)
-    else:
-        vae = init_backbone.vae
+    source = Backbone.load(Path(init), device) if init else None
+    vae = source.vae if source else train_vae(build_vae(cfg, spec.image_size).to(device), images, cfg, _progress)
     means, stds = latent_moments(vae, images)
-    scale = 1 / float((means.var() + stds.pow(2).mean()).sqrt()) if init_backbone is None \
-        else vae.config.scaling_factor
-    vae.register_to_config(scaling_factor=scale)
+    if source is None:  # as Stable Diffusion's 0.18215: scaled latents of unit variance
+        vae.register_to_config(scaling_factor=1 / float((means.var() + stds.pow(2).mean()).sqrt()))
+    scale = vae.config.scaling_factor
     dit = build_dit(cfg, means.shape[-1], train.num_classes).to(device)
-    if init_backbone is not None:
-        _load_matching(dit, init_backbone.transformer)
+    if source is not None:
+        _load_matching(dit, source.transformer)
     ema = train_dit(dit.requires_grad_(True), means, stds, labels, scale, cfg, _progress)
     info = {"dataset": dataset, "num_classes": train.num_classes, "image_size": spec.image_size,
             "config": cfg.__dict__, "init": str(init) if init else None, "scaling_factor": scale,
