@@ -1,7 +1,9 @@
 """Write files so that a reader never sees half of one."""
+import fcntl
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -23,3 +25,17 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 def write_json(path: Path, obj) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+@contextmanager
+def exclusive(path: Path):
+    """Hold an exclusive lock on ``path`` (created if missing) for the block; another process asking for
+    it waits.  The kernel drops the lock when its holder dies, even by SIGKILL: no stale locks."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -108,11 +108,13 @@ def _print_result(record: dict) -> None:
 
 def distil_and_report(cfg):
     """Distil (or resume, or reuse) a run, write its grid, say where both are."""
+    from distillbench import distributed
     from distillbench.grid import write_grid
     from distillbench.run import distil
     run_id, distilled = distil(cfg)
-    grid = write_grid(distilled, distilled.path / "grid.png")
-    click.echo(f"run {run_id}\n  distilled set: {distilled.path}\n  grid: {grid}")
+    if distributed.is_main():
+        grid = write_grid(distilled, distilled.path / "grid.png")
+        click.echo(f"run {run_id}\n  distilled set: {distilled.path}\n  grid: {grid}")
     return distilled
 
 

@@ -5,19 +5,23 @@ batches mix classes, uses one per IPC index).  The runner skips units that a
 previous, interrupted run finished, seeds each unit from (seed, unit id),
 writes each unit's images as it completes, and turns the folder into a
 finished set only at the end, by writing ``manifest.json`` last and renaming
-the folder into place.  Resume, seeding, progress and atomic output therefore
-work the same for built-in and third-party methods.
+the folder into place.  Under torchrun each rank takes every world_size-th unit
+and rank 0 finishes the set once all are done; since seeds depend on the unit,
+not the rank, the result is the same as one process's.  Resume, sharding,
+seeding, progress and atomic output therefore work the same for built-in and
+third-party methods.
 """
 import dataclasses
 import hashlib
 import os
 import shutil
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from distillbench import atomic, options as options_mod
+from distillbench import atomic, distributed, options as options_mod
 from distillbench.distilled import MANIFEST, DistilledSet, class_folder, png_bytes
 
 UNITS_DIR = ".units"
@@ -53,8 +57,10 @@ class RunContext:
         return torch.Generator(device=device).manual_seed(derive_seed(self.seed, unit.id))
 
     def progress(self, iterable, desc: str, total=None):
+        """A bar on rank 0 only: under torchrun the other ranks' bars would overwrite it."""
         from tqdm.auto import tqdm
-        return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+        return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True,
+                    disable=not distributed.is_main())
 
 
 class Distiller:
@@ -117,37 +123,65 @@ def _check_images(method: Distiller, unit: Unit, images, spec) -> None:
 
 
 def run_units(method: Distiller, ctx: RunContext, out: Path, manifest_extra: dict) -> DistilledSet:
-    if (out / MANIFEST).is_file():
-        return DistilledSet.open(out)
-    partial = out.with_name(out.name + ".partial")
+    """Distil every unit not finished before, this rank's share of them under torchrun, then (rank 0,
+    once all ranks are done) write the manifest and move the set into place."""
+    with _exclusive(ctx.scratch / "lock"):
+        if not (out / MANIFEST).is_file():
+            partial = out.with_name(out.name + ".partial")
+            units = method.units(ctx.train.num_classes, ctx.ipc)
+            _distil_units(method, ctx, partial, units)
+            distributed.barrier()
+            if distributed.is_main():
+                _finish(method, ctx, partial, out, units, manifest_extra)
+    return DistilledSet.open(out)
+
+
+@contextmanager
+def _exclusive(lock: Path):
+    """One process (or one torchrun job, through its rank 0) works on a run at a time; a second one
+    waits, then finds the finished set.  The closing barrier keeps every rank in until rank 0 is done."""
+    with atomic.exclusive(lock) if distributed.is_main() else nullcontext():
+        distributed.barrier()
+        yield
+        distributed.barrier()
+
+
+def _distil_units(method: Distiller, ctx: RunContext, partial: Path, units: list[Unit]) -> None:
+    folders = _class_folders(ctx)
     markers = partial / UNITS_DIR
-    folders = [class_folder(i, n, ctx.train.num_classes) for i, n in enumerate(ctx.train.class_names)]
-    units = method.units(ctx.train.num_classes, ctx.ipc)
-    todo = [u for u in units if not (markers / f"{u.id}.json").is_file()]
+    mine = distributed.shard(units)
+    todo = [u for u in mine if not (markers / f"{u.id}.json").is_file()]
     if todo:
         method.setup(ctx)
-    for unit in ctx.progress(todo, desc=f"{method.name} ({len(units) - len(todo)}/{len(units)} done before)"):
+    for unit in ctx.progress(todo, desc=f"{method.name} ({len(mine) - len(todo)}/{len(mine)} done before)"):
         start = time.perf_counter()
         images = method.distill_unit(unit, ctx).cpu()
         _check_images(method, unit, images, ctx.spec)
         for image, label, slot in zip(images, unit.labels, unit.slots):
             atomic.write_bytes(partial / folders[label] / f"{slot:05d}.png", png_bytes(image))
         atomic.write_json(markers / f"{unit.id}.json", {"seconds": time.perf_counter() - start})
+
+
+def _finish(method: Distiller, ctx: RunContext, partial: Path, out: Path, units: list[Unit],
+            manifest_extra: dict) -> None:
+    markers = partial / UNITS_DIR
     seconds = {u.id: _read_seconds(markers / f"{u.id}.json") for u in units}
     manifest = {
         **manifest_extra,
-        "class_folders": folders,
+        "class_folders": _class_folders(ctx),
         "class_names": ctx.train.class_names,
         "image_size": ctx.spec.image_size,
         "notes": {**method.notes(ctx.ipc), **method.finalize(ctx, partial)},
         "timings": {"unit_seconds": seconds, "total_seconds": sum(seconds.values())},
     }
-    distilled = DistilledSet(partial, manifest)
-    manifest["images_checksum"] = distilled.checksum()
+    manifest["images_checksum"] = DistilledSet(partial, manifest).checksum()
     shutil.rmtree(markers)  # the finished set is a plain ImageFolder
     atomic.write_json(partial / MANIFEST, manifest)
     os.replace(partial, out)
-    return DistilledSet(out, manifest)
+
+
+def _class_folders(ctx: RunContext) -> list[str]:
+    return [class_folder(i, n, ctx.train.num_classes) for i, n in enumerate(ctx.train.class_names)]
 
 
 def _read_seconds(marker: Path) -> float:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from distillbench import distributed
 from distillbench.distilled import FULL_METHOD, DistilledSet, FullTrainingSet
 from distillbench.errors import UsageError
 from distillbench.method import RunContext, options_dict
@@ -28,18 +29,26 @@ class RunConfig:
 
 
 def resolve_device(device: str) -> str:
+    """The torch device for ``--device``; under torchrun, plain ``cuda`` means this rank's local GPU."""
     import torch
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and distributed.active():
+        device = f"cuda:{distributed.local_rank()}"
+    if device != "cpu":
+        _check_cuda(device)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _check_cuda(device: str) -> None:
+    import torch
     kind, _, index = device.partition(":")
     if kind != "cuda" or (index and not index.isdigit()):
         raise UsageError(f"unknown --device '{device}'; use cpu, cuda, cuda:N or auto")
     if not torch.cuda.is_available() or int(index or 0) >= torch.cuda.device_count():
         raise UsageError(f"--device {device} requested but that CUDA device is not available here; "
                          "use --device cpu or auto")
-    return device
 
 
 def versions() -> dict:
@@ -81,16 +90,19 @@ def distil(cfg: RunConfig):
     run_id = run_id_for(cfg, options)
     plugin, plugin_version = get_plugins().version_of("method", cfg.method)
     device = resolve_device(cfg.device)
+    distributed.init(device)
     ctx = RunContext(spec=spec, train=train, ipc=cfg.ipc, seed=cfg.seed, device=device,
                      scratch=cfg.root / "scratch" / run_id)
     manifest = {
         "run_id": run_id, "method": cfg.method, "options": options, "dataset": cfg.dataset, "ipc": cfg.ipc,
-        "seed": cfg.seed, "device": device, "plugin": {"name": plugin, "version": plugin_version},
+        "seed": cfg.seed, "device": device, "world_size": distributed.world_size(),
+        "plugin": {"name": plugin, "version": plugin_version},
         "versions": versions(), "inputs": {"train_fingerprint": train.fingerprint()},
         "command": sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     distilled = method.distill(ctx, cfg.root / "runs" / run_id, manifest)
-    Store(cfg.root).record_run(run_id, distilled.path, distilled.manifest)
+    if distributed.is_main():
+        Store(cfg.root).record_run(run_id, distilled.path, distilled.manifest)
     return run_id, distilled
 
 
@@ -120,6 +132,7 @@ def find_distilled(target: str, root: Path, dataset=None, data_dir=None, downloa
 def evaluate(distilled: DistilledSet, root: Path, evaluator_name: str, request, on_result=None) -> list[dict]:
     """Evaluate ``distilled`` and store every record as soon as it exists."""
     evaluator = registry("evaluator").get(evaluator_name)()
+    distributed.init(request.device)
     store = Store(root)
     manifest = distilled.manifest
     if manifest["dataset"] != request.spec.name:
@@ -130,6 +143,9 @@ def evaluate(distilled: DistilledSet, root: Path, evaluator_name: str, request, 
             "versions": versions()}
 
     def record(result: dict) -> None:
+        """Rank 0 stores and reports; the other ranks of a torchrun job trained the same model with it."""
+        if not distributed.is_main():
+            return
         full = {**base, **result}
         store.record_evaluation(full)
         if on_result is not None:

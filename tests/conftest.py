@@ -31,6 +31,30 @@ def run_subprocess(*args, env=None, cwd=None, check=False):
     return proc
 
 
+def torchrun(*args, env=None, nproc=2):
+    """``torchrun --standalone --nproc_per_node N -m distillbench ...`` on CPU (gloo)."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                           "-m", "distillbench", *map(str, args)], capture_output=True, text=True, env=full_env,
+                          timeout=600)
+
+
 @pytest.fixture
 def root(tmp_path) -> Path:
     return tmp_path / "root"
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """A cache with what the methods and the evaluator need for digits, trained once in seconds:
+    a conv3 teacher and (when the d3hr plugin is installed) a tiny D3HR backbone."""
+    from distillbench.plugins import registry
+    cache = tmp_path_factory.mktemp("cache")
+    commands = [["train-teacher", "--dataset", "digits", "--arch", "conv3", "--epochs", "3"]]
+    if "d3hr" in registry("method").names():
+        commands.append(["d3hr", "train-backbone", "--dataset", "digits", "--set", "vae_epochs=1",
+                         "--set", "dit_steps=10", "--set", "dit_layers=1", "--set", "vae_channels=16,32,32"])
+    for command in commands:
+        result = invoke(*command, env={"DISTILLBENCH_CACHE": str(cache)})
+        assert result.exit_code == 0, result.output
+    return cache

@@ -1,38 +1,29 @@
 """Every registered method, built-in or plugin, honours the Distiller contract.
 
-Methods run on digits at IPC 2 with their ``smoke_options``.  Methods that need a model find it in a
-cache prepared here: a tiny D3HR backbone and a conv3 teacher, both trained on digits in seconds.
+Methods run on digits at IPC 2 with their ``smoke_options``.  Methods that need a model find it in
+conftest's ``model_cache``: a tiny D3HR backbone and a conv3 teacher, both trained on digits in seconds.
 """
 import dataclasses
 import json
 
 import pytest
 
-from conftest import invoke
+from conftest import invoke, run_subprocess, torchrun
 from distillbench.plugins import registry
+from distillbench.store import Store
 from test_runner import png_bytes_of
 
 METHODS = registry("method").names()
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    env = {"DISTILLBENCH_CACHE": str(cache)}
-    commands = [["train-teacher", "--dataset", "digits", "--arch", "conv3", "--epochs", "1"]]
-    if "d3hr" in METHODS:
-        commands.append(["d3hr", "train-backbone", "--dataset", "digits", "--set", "vae_epochs=1",
-                         "--set", "dit_steps=10", "--set", "dit_layers=1", "--set", "vae_channels=16,32,32"])
-    for command in commands:
-        result = invoke(*command, env=env)
-        assert result.exit_code == 0, result.output
-    return cache
-
-
-def run(method, root, cache, *extra, ipc=2, seed=0):
+def run_args(method, root, *extra, ipc=2, seed=0):
     options = [a for k, v in registry("method").get(method).smoke_options.items() for a in ("--option", f"{k}={v}")]
-    return invoke("run", "--method", method, "--dataset", "digits", "--ipc", ipc, "--seed", seed, *options, *extra,
-                  "--root", root, env={"DISTILLBENCH_CACHE": str(cache)})
+    return ["run", "--method", method, "--dataset", "digits", "--ipc", ipc, "--seed", seed, *options, *extra,
+            "--root", root]
+
+
+def run(method, root, model_cache, *extra, **kwargs):
+    return invoke(*run_args(method, root, *extra, **kwargs), env={"DISTILLBENCH_CACHE": str(model_cache)})
 
 
 def finished(root):
@@ -41,8 +32,8 @@ def finished(root):
 
 @pytest.mark.parametrize("method", METHODS)
 class TestMethodContract:
-    def test_layout_ipc_and_manifest(self, method, cache, tmp_path):
-        result = run(method, tmp_path, cache)
+    def test_layout_ipc_and_manifest(self, method, model_cache, tmp_path):
+        result = run(method, tmp_path, model_cache)
         assert result.exit_code == 0, result.output
         (out,) = finished(tmp_path)
         folders = sorted(p.name for p in out.iterdir() if p.is_dir())
@@ -55,18 +46,33 @@ class TestMethodContract:
         fields = {f.name for f in dataclasses.fields(registry("method").get(method).Options)}
         assert set(manifest["options"]) == fields  # the fully resolved options, defaults included
 
-    def test_deterministic_on_cpu(self, method, cache, tmp_path):
+    def test_deterministic_on_cpu(self, method, model_cache, tmp_path):
         for name in ("a", "b"):
-            assert run(method, tmp_path / name, cache, "--device", "cpu").exit_code == 0
+            assert run(method, tmp_path / name, model_cache, "--device", "cpu").exit_code == 0
         assert png_bytes_of(finished(tmp_path / "a")[0]) == png_bytes_of(finished(tmp_path / "b")[0])
 
-    def test_seed_changes_the_result(self, method, cache, tmp_path):
+    def test_seed_changes_the_result(self, method, model_cache, tmp_path):
         for seed in (0, 1):
-            assert run(method, tmp_path / str(seed), cache, seed=seed).exit_code == 0
+            assert run(method, tmp_path / str(seed), model_cache, seed=seed).exit_code == 0
         assert png_bytes_of(finished(tmp_path / "0")[0]) != png_bytes_of(finished(tmp_path / "1")[0])
 
-    def test_unknown_option_is_rejected(self, method, cache, tmp_path):
-        result = run(method, tmp_path, cache, "--option", "no_such_option=1")
+    def test_unknown_option_is_rejected(self, method, model_cache, tmp_path):
+        result = run(method, tmp_path, model_cache, "--option", "no_such_option=1")
         assert result.exit_code == 2
         assert f"unknown option 'no_such_option' for method '{method}'" in result.stderr
         assert not (tmp_path / "runs").exists() or not finished(tmp_path)
+
+    def test_torchrun_shards_to_the_same_result(self, method, model_cache, tmp_path):
+        env = {"DISTILLBENCH_CACHE": str(model_cache), "OMP_NUM_THREADS": "1"}  # torchrun's threads per rank:
+        run_subprocess(*run_args(method, tmp_path / "one"), env=env, check=True)  # CPU sums depend on them
+        two = torchrun(*run_args(method, tmp_path / "two"), env=env)
+        assert two.returncode == 0, two.stderr
+        (single,), (sharded,) = finished(tmp_path / "one"), finished(tmp_path / "two")
+        assert png_bytes_of(sharded) == png_bytes_of(single)
+        assert sorted(p.name for p in sharded.iterdir()) == sorted(p.name for p in single.iterdir())
+        manifest = json.loads((sharded / "manifest.json").read_text())
+        assert manifest["world_size"] == 2 and len(manifest["timings"]["unit_seconds"]) == len(
+            json.loads((single / "manifest.json").read_text())["timings"]["unit_seconds"])
+        assert Store(tmp_path / "two").run_ids() == [sharded.name]  # recorded once, by rank 0
+        assert two.stdout.count("distilled set:") == 1
+

@@ -9,18 +9,9 @@ from test_runner import png_bytes_of
 FAST = ["--option", "m=64", "--option", "num_inference_steps=10", "--option", "inversion_steps=6"]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    result = invoke("d3hr", "train-backbone", "--dataset", "digits", "--set", "vae_epochs=1", "--set", "dit_steps=10",
-                    "--set", "dit_layers=1", "--set", "vae_channels=16,32,32", env={"DISTILLBENCH_CACHE": str(cache)})
-    assert result.exit_code == 0, result.output
-    return cache
-
-
-def run_d3hr(root, cache, *extra, ipc=2):
+def run_d3hr(root, model_cache, *extra, ipc=2):
     return invoke("run", "--method", "d3hr", "--dataset", "digits", "--ipc", ipc, *FAST, *extra, "--root", root,
-                  env={"DISTILLBENCH_CACHE": str(cache)})
+                  env={"DISTILLBENCH_CACHE": str(model_cache)})
 
 
 def only_run(root):
@@ -28,39 +19,39 @@ def only_run(root):
     return run_dir
 
 
-def test_backbone_folder_is_a_diffusers_pipeline_with_samples(cache):
-    folder = cache / "d3hr" / "backbones" / "digits"
+def test_backbone_folder_is_a_diffusers_pipeline_with_samples(model_cache):
+    folder = model_cache / "d3hr" / "backbones" / "digits"
     assert (folder / "model_index.json").is_file() and (folder / "samples.png").read_bytes()[:4] == b"\x89PNG"
     info = json.loads((folder / "distillbench.json").read_text())
     assert info["dataset"] == "digits" and "train-backbone --dataset digits" in info["command"]
 
 
-def test_same_seed_same_bytes_and_stats_regenerate_the_same_set(cache, tmp_path):
-    first = run_d3hr(tmp_path / "a", cache)
+def test_same_seed_same_bytes_and_stats_regenerate_the_same_set(model_cache, tmp_path):
+    first = run_d3hr(tmp_path / "a", model_cache)
     assert first.exit_code == 0, first.output
-    assert run_d3hr(tmp_path / "b", cache).exit_code == 0
+    assert run_d3hr(tmp_path / "b", model_cache).exit_code == 0
     a, b = only_run(tmp_path / "a"), only_run(tmp_path / "b")
     assert png_bytes_of(a) and png_bytes_of(a) == png_bytes_of(b)
     manifest = json.loads((a / "manifest.json").read_text())
     assert manifest["notes"]["d3hr"]["inversion_timestep"] == 500 and len(manifest["notes"]["d3hr_selection"]) == 10
     regenerated = invoke("d3hr", "generate", "--stats", a / "stats.safetensors", "--ipc", "2", *FAST,
-                         "--root", tmp_path / "c", env={"DISTILLBENCH_CACHE": str(cache)})
+                         "--root", tmp_path / "c", env={"DISTILLBENCH_CACHE": str(model_cache)})
     assert regenerated.exit_code == 0, regenerated.output
     assert png_bytes_of(only_run(tmp_path / "c")) == png_bytes_of(a)
     bigger = invoke("d3hr", "generate", "--stats", a / "stats.safetensors", "--ipc", "3", *FAST,
-                    "--root", tmp_path / "d", env={"DISTILLBENCH_CACHE": str(cache)})
+                    "--root", tmp_path / "d", env={"DISTILLBENCH_CACHE": str(model_cache)})
     assert bigger.exit_code == 0 and len(png_bytes_of(only_run(tmp_path / "d"))) == 30
 
 
-def test_ipc_one_drops_std_and_skew_and_says_so(cache, root):
-    assert run_d3hr(root, cache, ipc=1).exit_code == 0
+def test_ipc_one_drops_std_and_skew_and_says_so(model_cache, root):
+    assert run_d3hr(root, model_cache, ipc=1).exit_code == 0
     notes = json.loads((only_run(root) / "manifest.json").read_text())["notes"]["d3hr"]
     assert notes["score_terms_dropped"] == "std, skewness undefined for IPC 1"
 
 
 @pytest.mark.parametrize("ablation", [["mapping=ddpm"], ["sampling=random"], ["score=mean", "invert_guided=false"]])
-def test_ablations_run(cache, root, ablation):
-    result = run_d3hr(root, cache, *[a for opt in ablation for a in ("--option", opt)])
+def test_ablations_run(model_cache, root, ablation):
+    result = run_d3hr(root, model_cache, *[a for opt in ablation for a in ("--option", opt)])
     assert result.exit_code == 0, result.output
     assert json.loads((only_run(root) / "manifest.json").read_text())["options"][ablation[0].split("=")[0]] \
         == ablation[0].split("=")[1]
@@ -72,11 +63,13 @@ def test_missing_backbone_names_the_command(tmp_path, root):
     assert "distillbench d3hr train-backbone --dataset digits" in result.stderr and "backbone=PATH" in result.stderr
 
 
-def test_backbone_mismatch_is_refused_before_work(cache, root, tmp_path):
+def test_backbone_mismatch_is_refused_before_work(model_cache, root, tmp_path):
     from PIL import Image
-    env = {"DISTILLBENCH_CACHE": str(cache)}
-    digits_backbone = cache / "d3hr" / "backbones" / "digits"
-    (cache / "d3hr" / "backbones" / "mnist5k").symlink_to(digits_backbone)  # found by name: refused
+    digits_backbone = model_cache / "d3hr" / "backbones" / "digits"
+    mislabelled = tmp_path / "cache"
+    (mislabelled / "d3hr" / "backbones").mkdir(parents=True)
+    (mislabelled / "d3hr" / "backbones" / "mnist5k").symlink_to(digits_backbone)  # found by name: refused
+    env = {"DISTILLBENCH_CACHE": str(mislabelled)}
     implicit = invoke("run", "--method", "d3hr", "--dataset", "mnist5k", "--ipc", "1", "--root", root, env=env)
     assert implicit.exit_code == 2 and "was trained on 'digits', not 'mnist5k'" in implicit.stderr
     for split in ("train", "val"):  # eleven classes: one more than the backbone knows
@@ -89,16 +82,16 @@ def test_backbone_mismatch_is_refused_before_work(cache, root, tmp_path):
     assert not any((root / "runs").glob("*/manifest.json"))
 
 
-def test_bad_option_values(cache, root):
-    result = run_d3hr(root, cache, "--option", "inversion_steps=60")
+def test_bad_option_values(model_cache, root):
+    result = run_d3hr(root, model_cache, "--option", "inversion_steps=60")
     assert result.exit_code == 2 and "inversion_steps=60 must lie in 2..10" in result.stderr
 
 
-def test_interrupted_run_resumes_from_checkpointed_classes(cache, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_from_checkpointed_classes(model_cache, tmp_path, monkeypatch):
     from distillbench.method import RunContext, run_units
     from distillbench.plugins import registry
     from distillbench_d3hr.method import D3HR
-    monkeypatch.setenv("DISTILLBENCH_CACHE", str(cache))
+    monkeypatch.setenv("DISTILLBENCH_CACHE", str(model_cache))
     spec = registry("dataset").get("digits")
     train = spec.load("train")
     overrides = {"m": "64", "num_inference_steps": "10", "inversion_steps": "6"}
@@ -131,8 +124,8 @@ def test_interrupted_run_resumes_from_checkpointed_classes(cache, tmp_path, monk
     assert (resumed.path / "stats.safetensors").read_bytes() != b""
 
 
-def test_train_backbone_fine_tunes_from_init(cache, tmp_path):
-    source = cache / "d3hr" / "backbones" / "digits"
+def test_train_backbone_fine_tunes_from_init(model_cache, tmp_path):
+    source = model_cache / "d3hr" / "backbones" / "digits"
     result = invoke("d3hr", "train-backbone", "--dataset", "digits", "--init", source, "--set", "dit_steps=2",
                     "--set", "dit_layers=1", "--force", env={"DISTILLBENCH_CACHE": str(tmp_path)})
     assert result.exit_code == 0, result.output

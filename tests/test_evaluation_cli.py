@@ -9,21 +9,12 @@ from conftest import invoke
 FAST = ["--set", "epochs=2", "--set", "eval_every=1", "--set", "eval_after=0"]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A digits conv3 teacher trained once for this module."""
-    cache = tmp_path_factory.mktemp("cache")
-    result = invoke("train-teacher", "--dataset", "digits", "--arch", "conv3", "--epochs", "3",
-                    env={"DISTILLBENCH_CACHE": str(cache)})
-    assert result.exit_code == 0, result.output
-    return cache
-
-
-def test_teacher_is_cached_with_accuracy_and_checksum(cache):
+def test_teacher_is_cached_with_accuracy_and_checksum(model_cache):
     import json
-    meta = json.loads((cache / "teachers" / "digits-conv3.json").read_text())
+    meta = json.loads((model_cache / "teachers" / "digits-conv3.json").read_text())
     assert meta["accuracy"] > 0.3 and meta["sha256"].startswith("sha256:") and meta["arch"] == "conv3"
-    again = invoke("train-teacher", "--dataset", "digits", "--arch", "conv3", env={"DISTILLBENCH_CACHE": str(cache)})
+    again = invoke("train-teacher", "--dataset", "digits", "--arch", "conv3",
+                   env={"DISTILLBENCH_CACHE": str(model_cache)})
     assert "teacher exists" in again.output
 
 
@@ -34,8 +25,8 @@ def test_missing_teacher_names_the_command(tmp_path, root):
     assert "distillbench train-teacher --dataset digits --arch conv3" in result.stderr
 
 
-def test_run_evaluate_compare_with_ddranking(cache, root):
-    env = {"DISTILLBENCH_CACHE": str(cache)}
+def test_run_evaluate_compare_with_ddranking(model_cache, root):
+    env = {"DISTILLBENCH_CACHE": str(model_cache)}
     for method_args in (["--protocol", "rded"], ["--protocol", "hard-label"]):
         result = invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "2", "--evaluate",
                         "--repeats", "2", *method_args, *FAST, "--root", root, env=env)
@@ -72,8 +63,8 @@ def test_run_evaluate_compare_with_ddranking(cache, root):
     assert (root / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_user_supplied_teacher_formats(cache, tmp_path, root):
-    state = torch.load(cache / "teachers" / "digits-conv3.pt", weights_only=True)["model"]
+def test_user_supplied_teacher_formats(model_cache, tmp_path, root):
+    state = torch.load(model_cache / "teachers" / "digits-conv3.pt", weights_only=True)["model"]
     rded_style = tmp_path / "rded.pth"
     torch.save({"model": {f"module.{k}": v for k, v in state.items()}}, rded_style)
     truncated = tmp_path / "truncated.pth"

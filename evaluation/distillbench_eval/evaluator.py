@@ -21,11 +21,6 @@ def normalizer(spec, settings, device) -> Normalizer:
     return Normalizer(spec.mean, spec.std, device)
 
 
-def progress(desc: str):
-    from tqdm.auto import tqdm
-    return lambda iterable: tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
-
-
 @torch.inference_mode()
 def soft_labels(teacher, images_u8, normalize, temperature: float, device: str, batch: int = 500):
     """softmax(teacher(x)/T) of every (un-augmented) image."""
@@ -83,7 +78,7 @@ def evaluate_students(distilled, request, on_result) -> list[dict]:
             model = model_spec.build(num_classes, spec.image_size)
             result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
                                  normalize=normalize, device=device, seed=seed, teacher=teacher,
-                                 stored_probs=stored, progress=progress(f"{student} seed {repeat}"))
+                                 stored_probs=stored, name=f"{student} seed {repeat}")
             record = {"student": student, "protocol": protocol.name, "protocol_resolved": protocol.resolved(),
                       "seed": repeat, "train_seed": seed, "teachers": teacher_infos, "batch_size": batch,
                       "lr": lr, "device": device, "distilled_checksum": checksum, **result}

@@ -8,11 +8,11 @@ from distillbench.options import parse_pairs
 def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data_dir, download):
     import torch
 
-    from distillbench import paths
+    from distillbench import distributed, paths
     from distillbench.method import derive_seed
     from distillbench.plugins import registry
     from distillbench.run import resolve_device
-    from distillbench_eval.evaluator import normalizer, progress
+    from distillbench_eval.evaluator import normalizer
     from distillbench_eval.protocols import for_dataset, resolve
     from distillbench_eval.teachers import cached_teacher_path, save_teacher
     from distillbench_eval.training import train_model
@@ -26,6 +26,7 @@ def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data_di
     pairs = parse_pairs(overrides, "--set") | ({"epochs": str(epochs)} if epochs else {})
     protocol = for_dataset(resolve("teacher", pairs), spec)
     device = resolve_device(device)
+    distributed.init(device)
     train, test = spec.load("train", data_dir, download), spec.load("test", data_dir, download)
     seed = derive_seed(seed, f"teacher/{dataset}/{arch}") % 2**31
     torch.manual_seed(seed)
@@ -34,10 +35,12 @@ def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data_di
     result = train_model(model, (train.load(torch.arange(len(train))), train.targets),
                          (test.load(torch.arange(len(test))), test.targets), settings,
                          batch_size=settings.batch_size, lr=settings.lr, normalize=normalizer(spec, settings, device),
-                         device=device, seed=seed, progress=progress(f"teacher {arch}"))
+                         device=device, seed=seed, name=f"teacher {arch}")
     meta = {"arch": arch, "dataset": dataset, "num_classes": train.num_classes, "image_size": spec.image_size,
             "normalization": settings.normalization, "accuracy": result["final_acc"],
             "protocol": protocol.resolved(), "seed": seed, "train_fingerprint": train.fingerprint()}
+    if not distributed.is_main():
+        return path
     checksum = save_teacher(path, model.cpu(), meta)
     click.echo(f"teacher {arch} on {dataset}: test accuracy {result['final_acc'] * 100:.2f}% "
                f"({result['seconds']:.0f}s)\n  saved: {path} ({checksum})")

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from tqdm.auto import tqdm
+
+from distillbench import distributed
 from distillbench.accel import autocast, precision
+from distillbench.errors import DistillbenchError
 from distillbench_eval.augment import cutmix, mixup, random_resized_crop_flip, random_shift_flip
 
 
@@ -72,8 +76,16 @@ def eval_view(x_unit, size: int):
     return x_unit[:, :, offset:offset + size, offset:offset + size]
 
 
-@torch.inference_mode()
 def accuracy(model, images_u8, labels, normalize, device, batch: int = 500) -> float:
+    """Test accuracy; under torchrun each rank scores its share of the test set with rank 0's weights
+    and batch-norm statistics."""
+    distributed.broadcast_buffers(model)
+    correct = _count_correct(model, distributed.shard(images_u8), distributed.shard(labels), normalize, device, batch)
+    return distributed.all_sum(correct.clone()).item() / len(labels)  # clone: all_sum writes in place
+
+
+@torch.inference_mode()
+def _count_correct(model, images_u8, labels, normalize, device, batch: int):
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
     for start in range(0, len(images_u8), batch):
@@ -81,16 +93,26 @@ def accuracy(model, images_u8, labels, normalize, device, batch: int = 500) -> f
         with autocast(device):
             logits = model(normalize(x).contiguous(memory_format=torch.channels_last))
         correct += (logits.argmax(1) == labels[start:start + batch].to(device)).sum()
-    return correct.item() / len(labels)
+    return correct
 
 
 @dataclass
 class Batch:
     x: torch.Tensor  # normalised, augmented, mixed, channels_last
-    y: torch.Tensor
-    perm: torch.Tensor
+    y: torch.Tensor  # each row's label ...
+    y_mixed: torch.Tensor  # ... and that of the image mixed into it (CutMix/mixup), weighted 1 - lam
+    index: torch.Tensor  # the rows' positions in the set, and those of their mixed-in partners
+    index_mixed: torch.Tensor
     lam: float
-    index: torch.Tensor
+
+    def shard(self) -> "Batch":
+        """This rank's rows.  Under torchrun every rank draws the same batch from the same seed and
+        trains on its share, so DDP's averaged gradient is the whole batch's (up to batch norm)."""
+        if not distributed.active():
+            return self
+        rows = slice(distributed.rank(), None, distributed.world_size())
+        return Batch(self.x[rows], self.y[rows], self.y_mixed[rows], self.index[rows], self.index_mixed[rows],
+                     self.lam)
 
 
 class BatchMaker:
@@ -123,54 +145,85 @@ class BatchMaker:
             perm, lam = torch.arange(len(index), device=x.device), 1.0
         else:
             x, perm, lam = (cutmix if s.mix == "cutmix" else mixup)(x, self.generator, self.rng, s.mix_alpha)
-        return Batch(x.contiguous(memory_format=torch.channels_last), self.labels[index], perm, lam, index)
+        return Batch(x.contiguous(memory_format=torch.channels_last), self.labels[index], self.labels[index[perm]],
+                     index, index[perm], lam)
 
 
 def batch_loss(logits, batch: Batch, settings, teacher=None, stored_probs=None):
     if settings.labels == "hard":
-        return batch.lam * F.cross_entropy(logits, batch.y) + (1 - batch.lam) * F.cross_entropy(logits, batch.y[batch.perm])
+        return batch.lam * F.cross_entropy(logits, batch.y) + (1 - batch.lam) * F.cross_entropy(logits, batch.y_mixed)
     if settings.labels == "stored":
-        probs = stored_probs[batch.index]
-        return soft_target_loss(logits, batch.lam * probs + (1 - batch.lam) * probs[batch.perm], settings.temperature)
+        probs = batch.lam * stored_probs[batch.index] + (1 - batch.lam) * stored_probs[batch.index_mixed]
+        return soft_target_loss(logits, probs, settings.temperature)
     with torch.no_grad():
         teacher_logits = teacher(batch.x)
     return kd_loss(logits, teacher_logits.float(), settings.temperature)
 
 
 def train_model(model, train, test, settings, *, batch_size: int, lr: float, normalize, device: str, seed: int,
-                  teacher=None, stored_probs=None, progress=None) -> dict:
+                teacher=None, stored_probs=None, name: str = "model", show_progress: bool = True) -> dict:
     """Train ``model`` on ``train`` = (uint8 images, labels) and report test accuracy.
 
-    Returns the final-epoch accuracy and the best accuracy seen at the periodic
-    evaluations (which selects on the test set: flagged in the record).
+    Returns the final-epoch accuracy and the best accuracy seen at the periodic evaluations (which
+    selects on the test set: flagged in the record).  Under torchrun the model trains with
+    DistributedDataParallel, each rank on its share of every batch (see :meth:`Batch.shard`).
     """
     start_time = time.perf_counter()
     torch.manual_seed(seed)
     model = model.to(device, memory_format=torch.channels_last)
+    trained = data_parallel(model, device)
     optimizer = make_optimizer(model, settings, lr)
     batches = BatchMaker(*train, settings, normalize, device, seed)
     epochs, evaluations = settings.epochs, {}
-    bar = progress(range(epochs)) if progress else range(epochs)
+    bar = tqdm(range(epochs), desc=name, leave=False, dynamic_ncols=True,
+               disable=not (show_progress and distributed.is_main()))
     for epoch in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(settings.schedule, epoch, epochs)
         model.train()
         total = torch.zeros((), device=device)
         for batch in batches.epoch(batch_size):
+            batch = batch.shard()
             with autocast(device, settings.amp):
-                logits = model(batch.x)
+                logits = trained(batch.x)
                 loss = batch_loss(logits.float(), batch, settings, teacher, stored_probs)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach()
+        check_loss(total.item(), name, epoch)
         last = epoch == epochs - 1
         if last or ((epoch + 1) % settings.eval_every == 0 and epoch >= settings.eval_after * epochs):
             evaluations[epoch + 1] = accuracy(model, *test, normalize, device)
-        if progress:
-            bar.set_postfix(loss=f"{total.item():.3f}", acc=f"{evaluations.get(epoch + 1, float('nan')):.3f}")
+        bar.set_postfix(loss=f"{total.item():.3f}", acc=f"{evaluations.get(epoch + 1, float('nan')):.3f}")
     best_epoch = max(evaluations, key=evaluations.get)
     return {"final_acc": evaluations[epochs], "best_acc": evaluations[best_epoch], "best_epoch": best_epoch,
             "evaluated_epochs": sorted(evaluations), "best_selects_on_test_set": True,
-            "precision": precision(device, settings.amp),
+            "precision": precision(device, settings.amp), "distributed": distributed_facts(device),
             "seconds": time.perf_counter() - start_time}
+
+
+def check_loss(value: float, name: str, epoch: int) -> None:
+    """Stop at the first epoch whose loss is NaN or Inf, before any result is recorded."""
+    if not math.isfinite(value):
+        raise DistillbenchError(f"the training loss of {name} became {value} in epoch {epoch + 1}; lower the "
+                                "learning rate (--set lr=...) or check the set's images and the teacher")
+
+
+def data_parallel(model, device: str):
+    """``model`` wrapped in DistributedDataParallel under torchrun (synchronised batch norm on CUDA;
+    torch's SyncBatchNorm has no CPU kernel, so on gloo each rank normalises with its own rows)."""
+    if not distributed.active():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+    if device.startswith("cuda"):
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DistributedDataParallel(model, device_ids=[torch.device(device).index])
+    return DistributedDataParallel(model)
+
+
+def distributed_facts(device: str):
+    if not distributed.active():
+        return None
+    return {"world_size": distributed.world_size(), "backend": distributed.backend(),
+            "sync_batchnorm": device.startswith("cuda")}

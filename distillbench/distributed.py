@@ -1,0 +1,72 @@
+"""torch.distributed when the process was launched by ``torchrun``; harmless no-ops otherwise.
+
+torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``.  The process group is started lazily, on
+the first call that needs it, with gloo on CPU and nccl on CUDA.  Ranks may wait a long time for
+each other (one rank inverting ImageNet classes while another has finished), so the group's
+timeout is long: ``DISTILLBENCH_DIST_TIMEOUT`` seconds, one day by default.
+"""
+import os
+from datetime import timedelta
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", 0))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def active() -> bool:
+    return world_size() > 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def shard(items: list) -> list:
+    """This rank's share of ``items``: every world_size-th one, starting at its rank."""
+    return items[rank()::world_size()]
+
+
+def init(device: str) -> None:
+    """Join the process group (once), with the backend that suits ``device``."""
+    import torch.distributed as dist
+    if not active() or dist.is_initialized():
+        return
+    timeout = timedelta(seconds=int(os.environ.get("DISTILLBENCH_DIST_TIMEOUT", 86400)))
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timeout)
+
+
+def barrier() -> None:
+    if active():
+        import torch.distributed as dist
+        dist.barrier()
+
+
+def backend() -> str | None:
+    if not active():
+        return None
+    import torch.distributed as dist
+    return dist.get_backend()
+
+
+def all_sum(tensor):
+    """``tensor`` summed over ranks (in place); itself when not distributed."""
+    if active():
+        import torch.distributed as dist
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def broadcast_buffers(module) -> None:
+    """Give every rank rank 0's buffers (batch-norm running statistics)."""
+    if active():
+        import torch.distributed as dist
+        for buffer in module.buffers():
+            dist.broadcast(buffer, 0)

@@ -1,0 +1,20 @@
+"""torchrun on CPU (2 processes, gloo): evaluation trains each student once, with DDP, and records once.
+(That every method's distillation shards to the single-process result is part of test_conformance.)"""
+import json
+import sqlite3
+
+from conftest import invoke, torchrun
+
+
+def test_evaluate_under_torchrun_trains_with_ddp_and_records_one_result(model_cache, root):
+    env = {"DISTILLBENCH_CACHE": str(model_cache)}
+    assert invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "5", "--root", root).exit_code == 0
+    (run_id,) = [p.name for p in (root / "runs").iterdir()]
+    proc = torchrun("evaluate", run_id, "--repeats", "1", "--set", "epochs=3", "--root", root, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("random ipc=5 conv3 seed=0:") == 1  # reported by rank 0 only
+    with sqlite3.connect(root / "results.sqlite") as db:
+        records = [json.loads(r[0]) for r in db.execute("SELECT record FROM evaluations")]
+    (record,) = records
+    assert record["distributed"] == {"world_size": 2, "backend": "gloo", "sync_batchnorm": False}
+    assert record["final_acc"] > 0.3  # ten classes: chance is 0.1
