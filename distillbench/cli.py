@@ -1,4 +1,5 @@
 """The ``distillbench`` command line.  Plugins add commands through ``register_commands``."""
+import functools
 import json
 import sys
 from pathlib import Path
@@ -28,9 +29,18 @@ def root_option(f):
 
 
 def data_options(f):
-    f = click.option("--download", is_flag=True, help="Allow downloading datasets that support it.")(f)
+    """--data-dir, --download and --skip-bad-images, handed to the command as one ``data`` (a DataSource)."""
+    @functools.wraps(f)
+    def with_data(*args, data_dir, download, skip_bad_images, **kwargs):
+        from distillbench.datasets import DataSource
+        return f(*args, data=DataSource(data_dir, download, skip_bad_images), **kwargs)
+
+    with_data = click.option("--skip-bad-images", is_flag=True,
+                             help="Leave out image files that cannot be decoded (counted in the manifest) "
+                                  "instead of stopping at the first one.")(with_data)
+    with_data = click.option("--download", is_flag=True, help="Allow downloading datasets that support it.")(with_data)
     return click.option("--data-dir", type=click.Path(path_type=Path), envvar="DISTILLBENCH_DATA",
-                        help="Folder holding on-disk datasets (env DISTILLBENCH_DATA).")(f)
+                        help="Folder holding on-disk datasets (env DISTILLBENCH_DATA).")(with_data)
 
 
 def eval_options(f):
@@ -88,16 +98,19 @@ def plugins(as_json):
             click.echo(f"  error: {error}")
 
 
-def _eval_request(spec, data_dir, download, students, teachers, protocol, overrides, repeats, seed, device):
+def _eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed, device, evaluator):
+    """The evaluation request, checked by its evaluator before any work starts."""
     from distillbench.evaluator import EvalRequest
     from distillbench.options import parse_pairs
     from distillbench.run import resolve_device
     for student in students:
         registry("model").get(student)
-    return EvalRequest(spec=spec, load_split=lambda split: spec.load(split, data_dir, download),
-                       students=list(students), teachers=list(teachers), protocol=protocol,
-                       overrides=parse_pairs(overrides, "--set"), repeats=repeats, seed=seed,
-                       device=resolve_device(device), cache_dir=paths.cache_dir())
+    request = EvalRequest(spec=spec, load_split=lambda split: data.load(spec, split),
+                          students=list(students), teachers=list(teachers), protocol=protocol,
+                          overrides=parse_pairs(overrides, "--set"), repeats=repeats, seed=seed,
+                          device=resolve_device(device), cache_dir=paths.cache_dir())
+    registry("evaluator").get(evaluator)().check(request)
+    return request
 
 
 def _print_result(record: dict) -> None:
@@ -130,15 +143,15 @@ def distil_and_report(cfg):
 @data_options
 @root_option
 def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teachers, protocol, overrides,
-        repeats, evaluator, data_dir, download, root):
+        repeats, evaluator, data, root):
     """Distil DATASET with METHOD at IPC images per class, record it, optionally evaluate it."""
     from distillbench.options import parse_pairs
     from distillbench.run import RunConfig, evaluate
     spec = registry("dataset").get(dataset)
-    request = (_eval_request(spec, data_dir, download, students, teachers, protocol, overrides, repeats, seed, device)
+    request = (_eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed, device, evaluator)
                if do_evaluate else None)
     cfg = RunConfig(method=method, dataset=dataset, ipc=ipc, seed=seed, device=device,
-                    options=parse_pairs(options), root=root, data_dir=data_dir, download=download)
+                    options=parse_pairs(options), root=root, data=data)
     distilled = distil_and_report(cfg)
     if request is not None:
         evaluate(distilled, root, evaluator, request, on_result=_print_result)
@@ -153,13 +166,13 @@ def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teac
 @data_options
 @root_option
 def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, overrides, repeats, evaluator,
-                 data_dir, download, root):
+                 data, root):
     """Evaluate TARGET: a recorded run id, a folder of distilled images, or `full`
     (the whole training set: the full-data reference of DD-Ranking's metrics)."""
     from distillbench.run import evaluate, find_distilled
-    distilled = find_distilled(target, root, dataset, data_dir, download)
+    distilled = find_distilled(target, root, dataset, data)
     spec = registry("dataset").get(distilled.manifest["dataset"] if dataset is None else dataset)
-    request = _eval_request(spec, data_dir, download, students, teachers, protocol, overrides, repeats, seed, device)
+    request = _eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed, device, evaluator)
     evaluate(distilled, root, evaluator, request, on_result=_print_result)
 
 

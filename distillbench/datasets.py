@@ -26,19 +26,35 @@ class DatasetSpec:
     needs_data_dir: bool = False
     mirror_invariant: bool = True  # False where a horizontal flip changes the class (digits)
 
-    def load(self, split: str, data_dir=None, download: bool = False) -> "ImageSet":
+    def load(self, split: str, data_dir=None, download: bool = False, skip_bad_images: bool = False) -> "ImageSet":
+        """The split's images; with ``skip_bad_images``, files that cannot be decoded are left out (and
+        listed in the set's ``skipped``) instead of stopping the run when they are reached."""
         if self.needs_data_dir and data_dir is None:
             raise UsageError(f"dataset '{self.name}' is read from disk; pass --data-dir DIR (or set DISTILLBENCH_DATA)")
-        return self.loader(Path(data_dir) if data_dir is not None else None, split, download)
+        images = self.loader(Path(data_dir) if data_dir is not None else None, split, download)
+        return images.without_unreadable() if skip_bad_images else images
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """How datasets are read: the CLI's --data-dir, --download and --skip-bad-images."""
+
+    data_dir: Optional[Path] = None
+    download: bool = False
+    skip_bad_images: bool = False
+
+    def load(self, spec: DatasetSpec, split: str) -> "ImageSet":
+        return spec.load(split, self.data_dir, self.download, self.skip_bad_images)
 
 
 class ImageSet:
     """Labelled images of one split.  Subclasses implement ``load`` and ``fingerprint``."""
 
-    def __init__(self, targets, class_names):
+    def __init__(self, targets, class_names, skipped=()):
         import torch
         self.targets = torch.as_tensor(targets, dtype=torch.long)
         self.class_names = list(class_names)
+        self.skipped = list(skipped)  # files left out because they could not be decoded
 
     @property
     def num_classes(self) -> int:
@@ -63,6 +79,10 @@ class ImageSet:
         """A checksum that identifies the input data, stored with every result."""
         raise NotImplementedError
 
+    def without_unreadable(self) -> "ImageSet":
+        """This set less the images that cannot be decoded (in-memory sets have none)."""
+        return self
+
 
 class TensorImageSet(ImageSet):
     """Images held in memory as one uint8 tensor (embedded datasets, MNIST, CIFAR)."""
@@ -83,8 +103,8 @@ class TensorImageSet(ImageSet):
 class FileImageSet(ImageSet):
     """Images read from files on demand (ImageFolder, Tiny-ImageNet, ImageNet)."""
 
-    def __init__(self, paths, targets, class_names, image_size: int, root: Path):
-        super().__init__(targets, class_names)
+    def __init__(self, paths, targets, class_names, image_size: int, root: Path, skipped=()):
+        super().__init__(targets, class_names, skipped)
         self.paths = [Path(p) for p in paths]
         self.image_size = image_size
         self.root = root
@@ -99,17 +119,53 @@ class FileImageSet(ImageSet):
             digest.update(f"{path.relative_to(self.root)}\t{path.stat().st_size}\t{target}\n".encode())
         return "sha256-listing:" + digest.hexdigest()
 
+    def without_unreadable(self) -> "FileImageSet":
+        """Decode every file once (threads: PIL decodes outside the GIL) and drop those that fail."""
+        import os
+        import sys
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tqdm.auto import tqdm
+        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            readable = list(tqdm(pool.map(_decodes, self.paths), total=len(self.paths), desc="checking images",
+                                 leave=False, dynamic_ncols=True))
+        bad = [str(p) for p, ok in zip(self.paths, readable) if not ok]
+        if bad:
+            print(f"Warning: skipped {len(bad)} unreadable image(s) of {len(self.paths)}, e.g. {bad[0]}",
+                  file=sys.stderr)
+        keep = [i for i, ok in enumerate(readable) if ok]
+        kept = FileImageSet([self.paths[i] for i in keep], self.targets[keep], self.class_names, self.image_size,
+                            self.root, self.skipped + bad)
+        counts = kept.class_counts()
+        if 0 in counts:
+            name = self.class_names[counts.index(0)]
+            raise UsageError(f"class '{name}' has no readable images left after skipping the unreadable ones; "
+                             "repair its files or remove the class folder")
+        return kept
+
+
+def _decodes(path: Path) -> bool:
+    try:
+        _open_rgb(path)
+        return True
+    except UsageError:
+        return False
+
+
+def _open_rgb(path: Path):
+    from PIL import Image
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... on damaged files
+        raise UsageError(f"cannot read image {path}: {exc}; remove or replace the file, "
+                         "or pass --skip-bad-images") from None
+
 
 def read_image(path: Path, size: int):
     """One RGB image as uint8 ``[3, size, size]``: shorter side resized to ``size``, centre crop."""
-    from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise UsageError(f"cannot read image {path}: {exc}; remove or replace the file") from None
-    return center_crop(resize(pil_to_tensor(img), size, antialias=True), size)
+    return center_crop(resize(pil_to_tensor(_open_rgb(path)), size, antialias=True), size)
 
 
 def to_rgb_uint8(images, size: int):

@@ -13,6 +13,12 @@ class UsageError(DistillbenchError):
     exit_code = 2
 
 
+def check_finite(x, what: str, fix: str) -> None:
+    """Stop with a clear error when tensor ``x`` holds NaN or Inf (before uint8 conversion hides it)."""
+    if not x.isfinite().all():
+        raise DistillbenchError(f"NaN or Inf in the {what}; {fix}")
+
+
 def choices_hint(names, empty: str = "(none registered)") -> str:
     names = sorted(names)
     return ", ".join(names) if names else empty

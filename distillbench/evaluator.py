@@ -27,6 +27,9 @@ class Evaluator:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
+    def check(self, request: EvalRequest) -> None:
+        """Refuse bad settings (unknown protocol, missing teacher...) before anything is distilled or trained."""
+
     def evaluate(self, distilled, request: EvalRequest, on_result: Callable[[dict], None]) -> list[dict]:
         """Evaluate ``distilled``; call ``on_result(record)`` as each record is finished."""
         raise NotImplementedError

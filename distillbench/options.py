@@ -6,6 +6,7 @@ with defaults; the field's annotation says how a string value is converted:
 choices) or ``Optional[...]`` of one of those (``none`` gives None).
 """
 import dataclasses
+import math
 import typing
 
 from distillbench.errors import UsageError, choices_hint
@@ -45,9 +46,12 @@ def _convert(value: str, annotation, key: str):
         raise UsageError(f"option {key}={value} is not a boolean; use true or false")
     if annotation in (int, float):
         try:
-            return annotation(value)
+            number = annotation(value)
         except ValueError:
             raise UsageError(f"option {key}={value} is not a valid {annotation.__name__}") from None
+        if not math.isfinite(number):
+            raise UsageError(f"option {key}={value} is not a finite number")
+        return number
     return value
 
 

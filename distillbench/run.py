@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from distillbench import distributed
+from distillbench.datasets import DataSource
 from distillbench.distilled import FULL_METHOD, DistilledSet, FullTrainingSet
 from distillbench.errors import UsageError
 from distillbench.method import RunContext, options_dict
@@ -24,8 +25,7 @@ class RunConfig:
     device: str = "auto"
     options: dict = field(default_factory=dict)
     root: Path = Path("distillbench-runs")
-    data_dir: Path | None = None
-    download: bool = False
+    data: DataSource = field(default_factory=DataSource)
 
 
 def resolve_device(device: str) -> str:
@@ -84,7 +84,7 @@ def distil(cfg: RunConfig):
     method_cls = registry("method").get(cfg.method)
     spec = registry("dataset").get(cfg.dataset)
     method = method_cls.from_overrides(cfg.options)
-    train = method.training_set(lambda: spec.load("train", cfg.data_dir, cfg.download))
+    train = method.training_set(lambda: cfg.data.load(spec, "train"))
     check_ipc(cfg.ipc, train, cfg.dataset, bounded=method.draws_real_images)
     options = options_dict(method)
     run_id = run_id_for(cfg, options)
@@ -97,7 +97,8 @@ def distil(cfg: RunConfig):
         "run_id": run_id, "method": cfg.method, "options": options, "dataset": cfg.dataset, "ipc": cfg.ipc,
         "seed": cfg.seed, "device": device, "world_size": distributed.world_size(),
         "plugin": {"name": plugin, "version": plugin_version},
-        "versions": versions(), "inputs": {"train_fingerprint": train.fingerprint()},
+        "versions": versions(), "inputs": {"train_fingerprint": train.fingerprint(), "skipped_images": len(train.skipped),
+                   "skipped_files": train.skipped[:100]},
         "command": sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     distilled = method.distill(ctx, cfg.root / "runs" / run_id, manifest)
@@ -106,14 +107,14 @@ def distil(cfg: RunConfig):
     return run_id, distilled
 
 
-def find_distilled(target: str, root: Path, dataset=None, data_dir=None, download=False):
+def find_distilled(target: str, root: Path, dataset=None, data: DataSource = DataSource()):
     """A recorded run id, a finished set's folder, any ImageFolder (then ``dataset`` is needed),
     or ``full``: the dataset's whole training split (the full-data reference)."""
     if target == FULL_METHOD:
         if dataset is None:
             raise UsageError("evaluating 'full' (the whole training set) needs --dataset")
         spec = registry("dataset").get(dataset)
-        return FullTrainingSet(spec, spec.load("train", data_dir, download))
+        return FullTrainingSet(spec, data.load(spec, "train"))
     recorded = Store(root).run(target)
     if recorded is not None:
         return DistilledSet.open(recorded[0])

@@ -1,7 +1,6 @@
 """The evaluation loop end to end on digits: teacher, protocols, store, compare, DD-Ranking."""
 import shutil
 
-import pytest
 import torch
 
 from conftest import invoke

@@ -16,7 +16,7 @@ the img2img noise are seeded; all of a class's latents are clustered in one ``KM
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from distillbench.errors import UsageError
+from distillbench.errors import UsageError, check_finite
 from distillbench.method import Distiller, derive_seed
 
 
@@ -35,6 +35,8 @@ class Options:
     def __post_init__(self):
         if not 0 < self.strength <= 1:
             raise UsageError(f"option strength={self.strength} must lie in (0, 1]")
+        if min(self.num_inference_steps, self.km_expand, self.batch_size) < 1:
+            raise UsageError("options num_inference_steps, km_expand and batch_size must be at least 1")
 
 
 def prototypes(latents, k: int, method: str, km_expand: int, seed: int):
@@ -71,6 +73,7 @@ class D4M(Distiller):
 
     def distill_unit(self, unit, ctx):
         import torch
+        from distillbench_d3hr.backbone import BACKBONE_FIX
         from distillbench_d3hr.inversion import forward_noise
         (label,) = set(unit.labels)
         ipc = len(unit.slots)
@@ -80,6 +83,7 @@ class D4M(Distiller):
         generator = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.seed, f"d4m/{unit.id}"))
         latents = torch.cat([self.backbone.encode(ctx.train.load(chunk), generator, self.options.encode).cpu()
                              for chunk in index.split(self.options.batch_size)])
+        check_finite(latents, f"VAE latents of class {label}", BACKBONE_FIX)
         centres = prototypes(latents.flatten(1), ipc, self.options.kmeans, self.options.km_expand,
                              derive_seed(ctx.seed, unit.id))
         start = forward_noise(centres.view(ipc, *self.backbone.latent_shape).to(ctx.device),

@@ -15,7 +15,7 @@ PNG rather than JPEG; the teacher is distillbench's (the cached ``train-teacher`
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from distillbench.errors import UsageError
+from distillbench.errors import UsageError, check_finite
 from distillbench_baselines.teacher import TeacherMethod
 
 
@@ -30,8 +30,8 @@ class Options:
     batch_size: int = 500
 
     def __post_init__(self):
-        if self.mipc < 1 or self.num_crop < 1 or (self.factor is not None and self.factor < 1):
-            raise UsageError("options mipc, num_crop and factor must be at least 1")
+        if min(self.mipc, self.num_crop, self.batch_size, self.factor or 1) < 1:
+            raise UsageError("options mipc, num_crop, factor and batch_size must be at least 1")
 
 
 def random_square_crops(images, count: int, out_size: int, generator):
@@ -87,6 +87,7 @@ class RDED(TeacherMethod):
         cell = size // factor
         crops = random_square_crops(ctx.train.load(pick), self.options.num_crop, cell, generator)
         scores = self.score(crops / 255, label, size, ctx.device).view(len(pick), self.options.num_crop)
+        check_finite(scores, f"teacher scores of class {label}'s crops", "check the teacher checkpoint")
         best_score, best_crop = scores.min(1)
         order = best_score.argsort()[: ipc * factor ** 2]
         chosen = crops.view(len(pick), self.options.num_crop, *crops.shape[1:])[order, best_crop[order]]

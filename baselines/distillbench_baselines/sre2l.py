@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from distillbench.errors import UsageError
+from distillbench.errors import UsageError, check_finite
 from distillbench.method import Unit
 from distillbench_baselines.teacher import TeacherMethod
 
@@ -103,6 +103,8 @@ class SRe2L(TeacherMethod):
                     x.copy_(torch.max(torch.min(x, (1 - mean) / std), -mean / std))
         finally:
             hooks.remove()
+        check_finite(x.detach(), f"images recovered for {unit.id} after {opts.iterations} iterations",
+                     "lower --option lr or check the teacher")
         pixels = (x.detach() * std + mean).clamp(0, 1)
         return (pixels * 255).round().to(torch.uint8).cpu()
 

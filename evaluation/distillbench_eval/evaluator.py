@@ -9,7 +9,7 @@ from distillbench.errors import UsageError
 from distillbench.method import derive_seed
 from distillbench.plugins import registry
 from distillbench_eval.protocols import batch_size, for_dataset, resolve
-from distillbench_eval.teachers import load_ensemble
+from distillbench_eval.teachers import load_ensemble, resolve_teachers
 from distillbench_eval.training import Normalizer, train_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -56,6 +56,16 @@ def labeller(settings, student: str, request, num_classes: int, distilled, image
     return teacher, infos, stored
 
 
+def check_request(request) -> None:
+    """The protocol resolves and every student's teacher loads (where the class count is known up front)."""
+    settings = resolve(request.protocol, request.overrides).settings
+    if settings.labels == "hard" or request.spec.num_classes is None:
+        return
+    for student in request.students:
+        resolve_teachers(request.teachers, settings.teacher_arch or student, request.spec, request.spec.num_classes,
+                         request.cache_dir)
+
+
 def evaluate_students(distilled, request, on_result) -> list[dict]:
     protocol = for_dataset(resolve(request.protocol, request.overrides), request.spec)
     settings, spec, device = protocol.settings, request.spec, request.device
@@ -81,7 +91,8 @@ def evaluate_students(distilled, request, on_result) -> list[dict]:
                                  stored_probs=stored, name=f"{student} seed {repeat}")
             record = {"student": student, "protocol": protocol.name, "protocol_resolved": protocol.resolved(),
                       "seed": repeat, "train_seed": seed, "teachers": teacher_infos, "batch_size": batch,
-                      "lr": lr, "device": device, "distilled_checksum": checksum, **result}
+                      "lr": lr, "device": device, "distilled_checksum": checksum,
+                      "skipped_test_images": len(test_split.skipped), **result}
             on_result(record)
             results.append(record)
     return results

@@ -11,6 +11,10 @@ class StudentsEvaluator(Evaluator):
     name = "students"
     description = "trains students on the set under a named protocol (rded by default); test accuracy over seeds"
 
+    def check(self, request):
+        from distillbench_eval.evaluator import check_request
+        check_request(request)
+
     def evaluate(self, distilled, request, on_result):
         from distillbench_eval.evaluator import evaluate_students
         return evaluate_students(distilled, request, on_result)

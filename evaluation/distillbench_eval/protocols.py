@@ -46,6 +46,19 @@ class Settings:
     teacher_arch: Optional[str] = None  # None: same architecture as the student
     amp: bool = True  # bf16 autocast on CUDA and on CPUs with native bf16
 
+    def __post_init__(self):
+        ranges = [("epochs", self.epochs >= 1, ">= 1"), ("temperature", self.temperature > 0, "> 0"),
+                  ("mix_alpha", self.mix_alpha > 0, "> 0"),
+                  ("crop_scale_min", 0 < self.crop_scale_min <= 1, "in (0, 1]"),
+                  ("shift", self.shift >= 0, ">= 0"), ("lr", self.lr is None or self.lr > 0, "> 0"),
+                  ("weight_decay", self.weight_decay >= 0, ">= 0"), ("beta1", 0 <= self.beta1 < 1, "in [0, 1)"),
+                  ("beta2", 0 <= self.beta2 < 1, "in [0, 1)"),
+                  ("batch_size", self.batch_size is None or self.batch_size >= 1, ">= 1"),
+                  ("eval_every", self.eval_every >= 1, ">= 1"), ("eval_after", 0 <= self.eval_after <= 1, "in [0, 1]")]
+        for key, ok, allowed in ranges:
+            if not ok:
+                raise UsageError(f"protocol setting {key}={getattr(self, key)} is out of range: it must be {allowed}")
+
 
 @dataclass(frozen=True)
 class Protocol:

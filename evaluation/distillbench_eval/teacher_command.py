@@ -5,7 +5,7 @@ from distillbench.cli import data_options
 from distillbench.options import parse_pairs
 
 
-def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data_dir, download):
+def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data):
     import torch
 
     from distillbench import distributed, paths
@@ -27,7 +27,7 @@ def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data_di
     protocol = for_dataset(resolve("teacher", pairs), spec)
     device = resolve_device(device)
     distributed.init(device)
-    train, test = spec.load("train", data_dir, download), spec.load("test", data_dir, download)
+    train, test = data.load(spec, "train"), data.load(spec, "test")
     seed = derive_seed(seed, f"teacher/{dataset}/{arch}") % 2**31
     torch.manual_seed(seed)
     model = model_spec.build(train.num_classes, spec.image_size)

@@ -15,10 +15,11 @@ import torch
 
 from distillbench import paths
 from distillbench.accel import autocast
-from distillbench.errors import DistillbenchError, UsageError
+from distillbench.errors import UsageError, check_finite
 
 INFO_FILE = "distillbench.json"
 SHIPPED = Path(__file__).parent / "weights"
+BACKBONE_FIX = "check the backbone's weights (or use --option amp=false)"
 
 
 def cached_backbone_dir(dataset: str) -> Path:
@@ -123,7 +124,7 @@ class Backbone:
         for chunk in progress(chunks) if progress else chunks:
             labels = torch.full((len(chunk),), label, device=chunk.device, dtype=torch.long)
             z0 = sample(guided(self.eps, labels, self.null_label, guidance), chunk, timesteps, alphas)
-            check_finite(z0, f"generated latents of class {label}")
+            check_finite(z0, f"generated latents of class {label}", BACKBONE_FIX)
             images.append(self.decode(z0, size))
         return torch.cat(images)
 
@@ -159,8 +160,3 @@ class Backbone:
             digest.update(str(file.relative_to(self.path)).encode())
             sha256_file(file, digest)
         return "sha256:" + digest.hexdigest()
-
-
-def check_finite(x, what: str) -> None:
-    if not torch.isfinite(x).all():
-        raise DistillbenchError(f"NaN or Inf in the {what}; check the backbone (or use --option amp=false)")

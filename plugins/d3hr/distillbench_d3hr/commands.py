@@ -6,7 +6,7 @@ import click
 from distillbench.cli import data_options, root_option
 
 
-def train_backbone(dataset, init, overrides, device, force, data_dir, download):
+def train_backbone(dataset, init, overrides, device, force, data):
     import torch
 
     from distillbench import atomic
@@ -26,7 +26,7 @@ def train_backbone(dataset, init, overrides, device, force, data_dir, download):
         click.echo(f"backbone exists: {folder} (use --force to retrain)")
         return folder
     device = resolve_device(device)
-    train = spec.load("train", data_dir, download)
+    train = data.load(spec, "train")
     images = (train.load(torch.arange(len(train))).float() / 127.5 - 1).to(device)
     labels = train.targets.to(device)
     torch.manual_seed(cfg.seed)
@@ -90,7 +90,7 @@ def register(cli):
     @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="A d3hr option.")
     @data_options
     @root_option
-    def generate(stats_file, ipc, seed, device, options, data_dir, download, root):
+    def generate(stats_file, ipc, seed, device, options, data, root):
         """Regenerate a distilled set of any IPC from a statistics file and its backbone."""
         from distillbench.cli import distil_and_report
         from distillbench.options import parse_pairs
@@ -99,4 +99,4 @@ def register(cli):
         header = read_header(stats_file)
         pairs = parse_pairs(options) | {"stats": str(stats_file.resolve())}
         distil_and_report(RunConfig(method="d3hr", dataset=header["dataset"], ipc=ipc, seed=seed, device=device,
-                                    options=pairs, root=root, data_dir=data_dir, download=download))
+                                    options=pairs, root=root, data=data))

@@ -172,7 +172,8 @@ class D3HR(Distiller):
     def map_class(self, label: int, ctx):
         """Encode and invert (or noise) every training image of the class, accumulating moments."""
         import torch
-        from distillbench_d3hr.backbone import check_finite
+        from distillbench.errors import check_finite
+        from distillbench_d3hr.backbone import BACKBONE_FIX
         from distillbench_d3hr.inversion import forward_noise, guided, invert
         from distillbench_d3hr.stats import Moments
         opts, backbone = self.options, self.backbone
@@ -190,7 +191,7 @@ class D3HR(Distiller):
                 zt = invert(guided(backbone.eps, labels, backbone.null_label, guidance), z0, self.inversion_path, alphas)
             else:
                 zt = forward_noise(z0, alphas[-1], generator)
-            check_finite(zt, f"mapped latents of class {label}")
+            check_finite(zt, f"mapped latents of class {label}", BACKBONE_FIX)
             moments.update(zt.flatten(1))
         return moments
 
