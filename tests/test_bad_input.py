@@ -57,6 +57,9 @@ def test_skip_bad_images_leaves_it_out_and_counts_it(folder_with_a_corrupt_image
     assert manifest["inputs"]["skipped_images"] == 1 and manifest["inputs"]["skipped_files"] == [str(bad)]
     blue = [Image.open(p).convert("RGB").getpixel((0, 0)) for p in (out / "001_c1").glob("*.png")]
     assert blue == [(0, 0, 255)] * 2  # real images only: nothing black stands in for the bad file
+    Image.new("RGB", (64, 64), "blue").save(bad)  # repaired: other training data, so another run
+    assert imagefolder_run(data, root, "--skip-bad-images", ipc=2).exit_code == 0
+    assert len(list((root / "runs").iterdir())) == 2
 
 
 def test_a_class_left_empty_by_skipping_is_named(folder_with_a_corrupt_image, root):
