@@ -1,5 +1,6 @@
 """The d3hr method through the CLI, with a tiny backbone trained here on digits (mechanics, not quality)."""
 import json
+import shutil
 
 import pytest
 
@@ -79,6 +80,11 @@ def test_backbone_mismatch_is_refused_before_work(model_cache, root, tmp_path):
     wider = invoke("run", "--method", "d3hr", "--dataset", "imagefolder", "--data-dir", tmp_path, "--ipc", "1",
                    "--option", f"backbone={digits_backbone}", "--root", root, env=env)
     assert wider.exit_code == 2 and "knows 10 classes but dataset 'imagefolder' has 11" in wider.stderr
+    for split in ("train", "val"):  # ten classes, but 64 px images for a 32 px backbone
+        shutil.rmtree(tmp_path / split / "c10")
+    larger = invoke("run", "--method", "d3hr", "--dataset", "imagefolder", "--data-dir", tmp_path, "--ipc", "1",
+                    "--option", f"backbone={digits_backbone}", "--root", root, env=env)
+    assert larger.exit_code == 2 and "makes 32 px images but dataset 'imagefolder' is 64 px" in larger.stderr
     assert not any((root / "runs").glob("*/manifest.json"))
 
 

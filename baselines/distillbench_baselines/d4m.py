@@ -66,7 +66,7 @@ class D4M(Distiller):
         from distillbench_d3hr.inversion import ddim_grid
         self.backbone = Backbone.load(find_backbone(ctx.spec.name, self.options.backbone), ctx.device,
                                       self.options.amp)
-        self.backbone.check(ctx.spec.name, ctx.train.num_classes, explicit=self.options.backbone is not None)
+        self.backbone.check(ctx.spec, ctx.train.num_classes, explicit=self.options.backbone is not None)
         grid = ddim_grid(self.options.num_inference_steps)
         kept = max(1, int(self.options.num_inference_steps * self.options.strength))
         self.path = grid[:kept][::-1]  # the last `kept` steps of the descending schedule

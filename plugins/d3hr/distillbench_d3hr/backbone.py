@@ -132,12 +132,19 @@ class Backbone:
         file = self.path / INFO_FILE
         return json.loads(file.read_text()) if file.is_file() else {}
 
-    def check(self, dataset: str, num_classes: int, explicit: bool) -> None:
+    def check(self, spec, num_classes: int, explicit: bool) -> None:
         """Fail before any work when the backbone cannot serve the dataset.  A backbone trained on
-        another dataset is refused unless it was asked for by path (e.g. mnist5k's for the full mnist)."""
+        another dataset is refused unless it was asked for by path (e.g. mnist5k's for the full mnist).
+        Images are resized to the backbone's resolution and back, as the paper's code does (CIFAR through
+        a 256 px DiT), but a backbone coarser than the dataset would blur every image: refused."""
+        dataset = spec.name
         if self.num_classes < num_classes:
             raise UsageError(f"the backbone at {self.path} knows {self.num_classes} classes but dataset "
                              f"'{dataset}' has {num_classes}; train one with "
+                             f"`distillbench d3hr train-backbone --dataset {dataset}`")
+        if self.image_size < spec.image_size:
+            raise UsageError(f"the backbone at {self.path} makes {self.image_size} px images but dataset "
+                             f"'{dataset}' is {spec.image_size} px; train one at that size with "
                              f"`distillbench d3hr train-backbone --dataset {dataset}`")
         trained_on = self.info().get("dataset")
         if trained_on is not None and trained_on != dataset and not explicit:

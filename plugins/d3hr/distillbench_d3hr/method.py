@@ -103,7 +103,7 @@ class D3HR(Distiller):
             self.stored = read_stats(opts.stats)
             backbone_path = backbone_path or self.stored[0]["backbone"]
         self.backbone = Backbone.load(find_backbone(ctx.spec.name, backbone_path), ctx.device, opts.amp)
-        self.backbone.check(ctx.spec.name, ctx.train.num_classes, explicit=backbone_path is not None)
+        self.backbone.check(ctx.spec, ctx.train.num_classes, explicit=backbone_path is not None)
         grid = ddim_grid(opts.num_inference_steps)
         stop = opts.inversion_steps - 1
         self.inversion_path = grid[: stop + 1]
