@@ -61,7 +61,8 @@ def build(options_cls, overrides: dict, owner: str):
     fields = {f.name: f for f in dataclasses.fields(options_cls)}
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise UsageError(f"unknown option '{unknown[0]}' for {owner}; valid keys: {choices_hint(fields, '(none: it takes no options)')}")
+        valid = choices_hint(fields, "(none: it takes no options)")
+        raise UsageError(f"unknown option '{unknown[0]}' for {owner}; valid keys: {valid}")
     hints = typing.get_type_hints(options_cls)
     values = {key: _convert(raw, hints[key], key) for key, raw in overrides.items()}
     return options_cls(**values)
