@@ -26,13 +26,10 @@ class DatasetSpec:
     needs_data_dir: bool = False
     mirror_invariant: bool = True  # False where a horizontal flip changes the class (digits)
 
-    def load(self, split: str, data_dir=None, download: bool = False, skip_bad_images: bool = False) -> "ImageSet":
-        """The split's images; with ``skip_bad_images``, files that cannot be decoded are left out (and
-        listed in the set's ``skipped``) instead of stopping the run when they are reached."""
+    def load(self, split: str, data_dir=None, download: bool = False) -> "ImageSet":
         if self.needs_data_dir and data_dir is None:
             raise UsageError(f"dataset '{self.name}' is read from disk; pass --data-dir DIR (or set DISTILLBENCH_DATA)")
-        images = self.loader(Path(data_dir) if data_dir is not None else None, split, download)
-        return images.without_unreadable() if skip_bad_images else images
+        return self.loader(Path(data_dir) if data_dir is not None else None, split, download)
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,10 @@ class DataSource:
     skip_bad_images: bool = False
 
     def load(self, spec: DatasetSpec, split: str) -> "ImageSet":
-        return spec.load(split, self.data_dir, self.download, self.skip_bad_images)
+        """The split's images; with ``skip_bad_images``, files that cannot be decoded are left out (and
+        listed in the set's ``skipped``) instead of stopping the run when they are reached."""
+        images = spec.load(split, self.data_dir, self.download)
+        return images.without_unreadable() if self.skip_bad_images else images
 
 
 class ImageSet:
