@@ -7,7 +7,8 @@
 Trains (or reuses) one teacher per student architecture, distils with each method at each IPC and
 evaluates each set with each student (the student's own architecture as teacher, as RDED and D3HR do),
 then prints the table and writes the plot beside the results store.  SHIPPED stands for the mnist5k
-backbone that ships with the d3hr plugin.  Re-running skips finished runs; evaluations are re-done.
+backbone that ships with the d3hr plugin.  Re-running skips finished runs and
+stored evaluations, so an interrupted matrix resumes where it stopped.
 """
 import argparse
 import subprocess

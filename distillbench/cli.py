@@ -54,6 +54,8 @@ def eval_options(f):
         click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
                      help="Student trainings (seeds) per student."),
         click.option("--evaluator", default="students", show_default=True, help="Registered evaluator to use."),
+        click.option("--again", is_flag=True, help="Train seeds again even where an identical evaluation "
+                                                   "(same set, student, settings, teacher, seed) is stored."),
     ]):
         f = decorator(f)
     return f
@@ -115,8 +117,9 @@ def _eval_request(spec, data, students, teachers, protocol, overrides, repeats, 
 
 def _print_result(record: dict) -> None:
     best = f", best {record['best_acc'] * 100:.2f}%" if record.get("best_acc") is not None else ""
+    when = "stored earlier; --again re-trains" if record.get("reused") else f"{record['seconds']:.0f}s"
     click.echo(f"{record['method']} ipc={record['ipc']} {record['student']} seed={record['seed']}: "
-               f"{record['final_acc'] * 100:.2f}%{best} ({record['seconds']:.0f}s)")
+               f"{record['final_acc'] * 100:.2f}%{best} ({when})")
 
 
 def distil_and_report(cfg):
@@ -143,7 +146,7 @@ def distil_and_report(cfg):
 @data_options
 @root_option
 def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teachers, protocol, overrides,
-        repeats, evaluator, data, root):
+        repeats, evaluator, again, data, root):
     """Distil DATASET with METHOD at IPC images per class, record it, optionally evaluate it."""
     from distillbench.options import parse_pairs
     from distillbench.run import RunConfig, evaluate
@@ -154,7 +157,7 @@ def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teac
                     options=parse_pairs(options), root=root, data=data)
     distilled = distil_and_report(cfg)
     if request is not None:
-        evaluate(distilled, root, evaluator, request, on_result=_print_result)
+        evaluate(distilled, root, evaluator, request, on_result=_print_result, again=again)
 
 
 @cli.command(name="evaluate")
@@ -166,14 +169,14 @@ def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teac
 @data_options
 @root_option
 def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, overrides, repeats, evaluator,
-                 data, root):
+                 again, data, root):
     """Evaluate TARGET: a recorded run id, a folder of distilled images, or `full`
     (the whole training set: the full-data reference of DD-Ranking's metrics)."""
     from distillbench.run import evaluate, find_distilled
     distilled = find_distilled(target, root, dataset, data)
     spec = registry("dataset").get(distilled.manifest["dataset"] if dataset is None else dataset)
     request = _eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed, device, evaluator)
-    evaluate(distilled, root, evaluator, request, on_result=_print_result)
+    evaluate(distilled, root, evaluator, request, on_result=_print_result, again=again)
 
 
 @cli.command()

@@ -3,7 +3,11 @@
 An evaluator turns a :class:`~distillbench.distilled.DistilledSet` into one
 record per (student, seed); each record is stored as it is and must hold at
 least the store's evaluation columns (student, protocol, seed, final_acc, ...).
+Evaluators that give each record an ``identity`` (see :func:`identity`) and
+ask ``request.recorded(identity)`` before training make re-runs resumable.
 """
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -21,6 +25,14 @@ class EvalRequest:
     seed: int = 0
     device: str = "cpu"
     cache_dir: Path = Path(".")
+    recorded: Callable[[str], dict | None] = lambda identity: None  # an earlier record with this identity
+
+
+def identity(fields: dict) -> str:
+    """A hash of everything that decides an evaluation's outcome (set checksum, student, resolved protocol,
+    teachers, seeds...).  A record whose identity is stored already need not be trained again, and tables
+    count it once."""
+    return "sha256:" + hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Evaluator:

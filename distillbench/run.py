@@ -3,7 +3,7 @@ import hashlib
 import json
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -134,8 +134,10 @@ def find_distilled(target: str, root: Path, dataset=None, data: DataSource = Dat
     return DistilledSet.from_imagefolder(path, dataset, spec.image_size)
 
 
-def evaluate(distilled: DistilledSet, root: Path, evaluator_name: str, request, on_result=None) -> list[dict]:
-    """Evaluate ``distilled`` and store every record as soon as it exists."""
+def evaluate(distilled: DistilledSet, root: Path, evaluator_name: str, request, on_result=None,
+             again: bool = False) -> list[dict]:
+    """Evaluate ``distilled`` and store every record as soon as it exists.  Records stored earlier with
+    the same identity are reported and reused, not trained again, unless ``again``."""
     evaluator = registry("evaluator").get(evaluator_name)()
     distributed.init(request.device)
     store = Store(root)
@@ -156,4 +158,10 @@ def evaluate(distilled: DistilledSet, root: Path, evaluator_name: str, request, 
         if on_result is not None:
             on_result(full)
 
-    return evaluator.evaluate(distilled, request, record)
+    def recorded(identity: str):
+        earlier = None if again else store.recorded_evaluation(identity)
+        if earlier is not None and on_result is not None and distributed.is_main():
+            on_result({**earlier, "reused": True})
+        return earlier
+
+    return evaluator.evaluate(distilled, replace(request, recorded=recorded), record)

@@ -12,10 +12,11 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS evaluations (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, method TEXT NOT NULL, dataset TEXT NOT NULL,
     ipc INTEGER NOT NULL, student TEXT NOT NULL, protocol TEXT NOT NULL, seed INTEGER NOT NULL,
-    final_acc REAL NOT NULL, best_acc REAL, seconds REAL, record TEXT NOT NULL, created REAL NOT NULL);
+    final_acc REAL NOT NULL, best_acc REAL, seconds REAL, record TEXT NOT NULL, created REAL NOT NULL,
+    identity TEXT);
 """
 EVALUATION_COLUMNS = ("run_id", "method", "dataset", "ipc", "student", "protocol", "seed",
-                      "final_acc", "best_acc", "seconds")
+                      "final_acc", "best_acc", "seconds", "identity")
 
 
 class Store:
@@ -24,6 +25,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(SCHEMA)
+            if "identity" not in {row[1] for row in db.execute("PRAGMA table_info(evaluations)")}:
+                db.execute("ALTER TABLE evaluations ADD COLUMN identity TEXT")  # stores from before it existed
+            db.execute("CREATE INDEX IF NOT EXISTS evaluations_identity ON evaluations (identity)")
 
     @contextmanager
     def _connect(self):
@@ -57,9 +61,16 @@ class Store:
                        f"VALUES ({', '.join('?' * (len(EVALUATION_COLUMNS) + 2))})",
                        [record.get(c) for c in EVALUATION_COLUMNS] + [json.dumps(record, sort_keys=True), time.time()])
 
+    def recorded_evaluation(self, identity: str):
+        """The latest record with this identity (see :func:`distillbench.evaluator.identity`), or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT record FROM evaluations WHERE identity = ? ORDER BY id DESC LIMIT 1",
+                             (identity,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def evaluations(self, dataset=None):
-        """All evaluation rows as a pandas DataFrame (optionally of one dataset), with the resolved
-        method options of their run (an empty dict for sets that were not distilled here)."""
+        """Evaluation rows as a pandas DataFrame (optionally of one dataset), the latest of each identity,
+        with the resolved method options of their run (an empty dict for sets that were not distilled here)."""
         import pandas as pd
         columns = ", ".join(f"e.{c}" for c in EVALUATION_COLUMNS)
         query = f"SELECT {columns}, r.manifest FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id"
@@ -67,7 +78,8 @@ class Store:
         if dataset:
             query, params = query + " WHERE e.dataset = ?", (dataset,)
         with self._connect() as db:
-            rows = db.execute(query, params).fetchall()
+            rows = db.execute(query + " ORDER BY e.id", params).fetchall()
         df = pd.DataFrame([row[:-1] for row in rows], columns=list(EVALUATION_COLUMNS))
         df["options"] = [json.loads(row[-1]).get("options", {}) if row[-1] else {} for row in rows]
-        return df
+        repeated = df["identity"].notna() & df["identity"].duplicated(keep="last")
+        return df[~repeated].reset_index(drop=True)

@@ -46,10 +46,19 @@ def summary(df, metric: str = "final_acc"):
     return grouped.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
 
 
+def _cell(mean: float, std: float, n: int, most: int) -> str:
+    """``mean ± std``; a cell of one seed has no spread, and one with fewer seeds than the table's
+    fullest says how many it has."""
+    if n == 1:
+        return f"{mean:.2f} (n=1)"
+    return f"{mean:.2f} ± {std:.2f}" + ("" if n == most else f" (n={n})")
+
+
 def pivot(df, metric: str = "final_acc"):
     """The table as a DataFrame of ``mean ± std`` strings."""
     stats = summary(df, metric)
-    stats["cell"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(stats["mean"], stats["std"])]
+    most = stats["n"].max()
+    stats["cell"] = [_cell(m, s, n, most) for m, s, n in zip(stats["mean"], stats["std"], stats["n"])]
     table = stats.pivot(index=_row_keys(df), columns="method", values="cell").fillna("–")
     table.columns.name = None
     return table

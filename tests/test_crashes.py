@@ -63,4 +63,4 @@ def test_concurrent_runs_on_one_root_all_land(tmp_path):
     assert sorted(store.run_ids()) == sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert len(store.run_ids()) == 2
     evaluations = store.evaluations("digits")
-    assert sorted(evaluations["run_id"].value_counts().tolist()) == [1, 2]
+    assert evaluations["run_id"].value_counts().tolist() == [1, 1]  # the repeat's evaluation is the same one

@@ -79,3 +79,23 @@ def test_user_supplied_teacher_formats(model_cache, tmp_path, root):
                              (f"conv4={rded_style}", "does not fit conv4")):
         bad = invoke("evaluate", run_id, "--teacher", teacher, "--root", root)
         assert bad.exit_code == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_identical_evaluations_are_reused_not_retrained(model_cache, root):
+    env = {"DISTILLBENCH_CACHE": str(model_cache)}
+    args = ["--method", "random", "--dataset", "digits", "--ipc", "1", "--evaluate", "--repeats", "2", *FAST,
+            "--root", root]
+    first = invoke("run", *args, env=env)
+    assert first.exit_code == 0, first.output and "stored earlier" not in first.output
+    again = invoke("run", *args, "--repeats", "3", env=env)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("stored earlier") == 2 and again.output.count("conv3 seed=2:") == 1
+
+    from distillbench.store import Store
+    assert len(Store(root).evaluations("digits")) == 3
+    forced = invoke("run", *args, "--again", env=env)
+    assert forced.exit_code == 0 and "stored earlier" not in forced.output
+    other = invoke("run", *args, "--set", "epochs=1", env=env)
+    assert other.exit_code == 0 and "stored earlier" not in other.output
+    df = Store(root).evaluations("digits")
+    assert len(df) == 5 and df["identity"].nunique() == 5

@@ -1,5 +1,6 @@
 import pandas as pd
 
+from distillbench import store as store_module
 from distillbench import tables
 from distillbench.store import Store
 
@@ -24,6 +25,26 @@ def test_store_round_trip_and_filter(tmp_path):
     assert store.run("r1")[1]["method"] == "random" and store.run_ids() == ["r1"]
 
 
+def test_the_latest_record_of_an_identity_counts_once(tmp_path):
+    store = Store(tmp_path)
+    first, second = rows()[:2]
+    for row in (first, {**first, "identity": "a"}, {**second, "identity": "a", "final_acc": 0.9}):
+        store.record_evaluation(row)
+    df = store.evaluations("digits")
+    assert len(df) == 2 and sorted(df["final_acc"]) == [0.5, 0.9]
+    assert store.recorded_evaluation("a")["final_acc"] == 0.9 and store.recorded_evaluation("b") is None
+
+
+def test_stores_from_before_identities_gain_the_column(tmp_path):
+    import sqlite3
+    old_schema = store_module.SCHEMA.replace(",\n    identity TEXT", "")
+    assert "identity" not in old_schema
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        db.executescript(old_schema)
+    Store(tmp_path).record_evaluation({**rows()[0], "identity": "a"})
+    assert Store(tmp_path).recorded_evaluation("a")["seed"] == 0
+
+
 def test_table_cells_are_mean_pm_std_over_seeds():
     table = tables.pivot(pd.DataFrame(rows()))
     assert table.loc[("conv3", 10), "random"] == "52.00 ± 2.00"
@@ -32,6 +53,12 @@ def test_table_cells_are_mean_pm_std_over_seeds():
     assert "\\toprule" in tables.render(pd.DataFrame(rows()), "latex")
     assert tables.render(pd.DataFrame(rows()), "csv").splitlines()[0] == "student,ipc,d3hr,random"
     assert tables.pivot(pd.DataFrame(rows()), "best_acc").loc[("conv3", 10), "d3hr"] == "73.00 ± 2.00"
+
+
+def test_cells_with_fewer_seeds_say_so():
+    table = tables.pivot(pd.DataFrame(rows()[:3]))
+    assert table.loc[("conv3", 10), "random"] == "52.00 ± 2.00"
+    assert table.loc[("conv3", 10), "d3hr"] == "70.00 (n=1)"
 
 
 def test_plot_is_a_png(tmp_path):

@@ -6,8 +6,10 @@ import torch.nn.functional as F
 
 from distillbench import atomic
 from distillbench.errors import UsageError
+from distillbench.evaluator import identity
 from distillbench.method import derive_seed
 from distillbench.plugins import registry
+from distillbench_eval.plugin import StudentsEvaluator
 from distillbench_eval.protocols import batch_size, for_dataset, resolve
 from distillbench_eval.teachers import load_ensemble, resolve_teachers
 from distillbench_eval.training import Normalizer, train_model
@@ -75,7 +77,7 @@ def evaluate_students(distilled, request, on_result) -> list[dict]:
     num_classes = test_split.num_classes
     normalize = normalizer(spec, settings, device)
     batch = settings.batch_size or batch_size(distilled.manifest["ipc"] or len(images), num_classes, len(images))
-    checksum = distilled.checksum()
+    checksum, test_fingerprint = distilled.checksum(), test_split.fingerprint()
     results = []
     for student in request.students:
         model_spec = registry("model").get(student)
@@ -84,14 +86,21 @@ def evaluate_students(distilled, request, on_result) -> list[dict]:
         lr = settings.lr or model_spec.adamw_lr
         for repeat in range(request.repeats):
             seed = derive_seed(request.seed, f"{student}/{repeat}") % 2**31
+            inputs = {"student": student, "protocol": protocol.name, "protocol_resolved": protocol.resolved(),
+                      "seed": repeat, "train_seed": seed, "teachers": teacher_infos, "batch_size": batch,
+                      "lr": lr, "distilled_checksum": checksum, "test_fingerprint": test_fingerprint}
+            record_id = identity({"evaluator": StudentsEvaluator.name, "run_id": distilled.manifest.get("run_id"),
+                                  "method": distilled.manifest["method"], **inputs})
+            earlier = request.recorded(record_id)
+            if earlier is not None:
+                results.append(earlier)
+                continue
             torch.manual_seed(seed)
             model = model_spec.build(num_classes, spec.image_size)
             result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
                                  normalize=normalize, device=device, seed=seed, teacher=teacher,
                                  stored_probs=stored, name=f"{student} seed {repeat}")
-            record = {"student": student, "protocol": protocol.name, "protocol_resolved": protocol.resolved(),
-                      "seed": repeat, "train_seed": seed, "teachers": teacher_infos, "batch_size": batch,
-                      "lr": lr, "device": device, "distilled_checksum": checksum,
+            record = {**inputs, "identity": record_id, "device": device,
                       "skipped_test_images": len(test_split.skipped), **result}
             on_result(record)
             results.append(record)
