@@ -91,6 +91,11 @@ class Distiller:
         can work without the images (e.g. from stored statistics) may return a stand-in."""
         return load()
 
+    def model_fingerprints(self, spec, num_classes: int) -> dict:
+        """Checksums of the trained models the run would use (a diffusion backbone, teachers).  They join
+        the run id, so that a run never resumes or reuses work made with other weights."""
+        return {}
+
     def units(self, num_classes: int, ipc: int) -> list[Unit]:
         return [Unit(f"class-{c:05d}", (c,) * ipc, tuple(range(ipc))) for c in range(num_classes)]
 

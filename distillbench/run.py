@@ -60,10 +60,11 @@ def versions() -> dict:
             "numpy": numpy.__version__, "distillbench": __version__}
 
 
-def run_id_for(cfg: RunConfig, options: dict, train_fingerprint: str) -> str:
-    """dataset-method-ipc-seed and a hash of the options and the training data: a run resumes only
-    from work done on the same inputs (not, say, before --skip-bad-images changed the image list)."""
-    key = json.dumps({"options": options, "train": train_fingerprint}, sort_keys=True)
+def run_id_for(cfg: RunConfig, options: dict, train_fingerprint: str, models: dict) -> str:
+    """dataset-method-ipc-seed and a hash of the options, the training data and the models' checksums: a run
+    resumes only from work done on the same inputs (not, say, before --skip-bad-images changed the image
+    list or a backbone was retrained)."""
+    key = json.dumps({"options": options, "train": train_fingerprint, "models": models}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return f"{cfg.dataset}-{cfg.method}-ipc{cfg.ipc}-seed{cfg.seed}-{digest}"
 
@@ -91,7 +92,8 @@ def distil(cfg: RunConfig):
     check_ipc(cfg.ipc, train, cfg.dataset, bounded=method.draws_real_images)
     options = options_dict(method)
     fingerprint = train.fingerprint()
-    run_id = run_id_for(cfg, options, fingerprint)
+    models = method.model_fingerprints(spec, train.num_classes)
+    run_id = run_id_for(cfg, options, fingerprint, models)
     plugin, plugin_version = get_plugins().version_of("method", cfg.method)
     device = resolve_device(cfg.device)
     distributed.init(device)
@@ -101,8 +103,8 @@ def distil(cfg: RunConfig):
         "run_id": run_id, "method": cfg.method, "options": options, "dataset": cfg.dataset, "ipc": cfg.ipc,
         "seed": cfg.seed, "device": device, "world_size": distributed.world_size(),
         "plugin": {"name": plugin, "version": plugin_version},
-        "versions": versions(), "inputs": {"train_fingerprint": fingerprint, "skipped_images": len(train.skipped),
-                   "skipped_files": train.skipped[:100]},
+        "versions": versions(), "inputs": {"train_fingerprint": fingerprint, "models": models,
+                   "skipped_images": len(train.skipped), "skipped_files": train.skipped[:100]},
         "command": sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     distilled = method.distill(ctx, cfg.root / "runs" / run_id, manifest)

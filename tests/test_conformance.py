@@ -5,8 +5,10 @@ conftest's ``model_cache``: a tiny D3HR backbone and a conv3 teacher, both train
 """
 import dataclasses
 import json
+import shutil
 
 import pytest
+import torch
 
 from conftest import invoke, run_subprocess, torchrun
 from distillbench.plugins import registry
@@ -24,6 +26,21 @@ def run_args(method, root, *extra, ipc=2, seed=0):
 
 def run(method, root, model_cache, *extra, **kwargs):
     return invoke(*run_args(method, root, *extra, **kwargs), env={"DISTILLBENCH_CACHE": str(model_cache)})
+
+
+def nudge_weights(path):
+    """Change one tensor of a checkpoint, as retraining would, keeping the file loadable."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file, save_file
+        tensors = load_file(path)
+        name = next(k for k, v in tensors.items() if v.is_floating_point())
+        tensors[name] += 1e-3
+        save_file(tensors, path, metadata={"format": "pt"})
+        return
+    checkpoint = torch.load(path, weights_only=True)
+    name = next(k for k, v in checkpoint["model"].items() if v.is_floating_point())
+    checkpoint["model"][name] += 1e-3
+    torch.save(checkpoint, path)
 
 
 def finished(root):
@@ -45,6 +62,21 @@ class TestMethodContract:
         assert manifest["inputs"]["train_fingerprint"] and manifest["images_checksum"].startswith("sha256:")
         fields = {f.name for f in dataclasses.fields(registry("method").get(method).Options)}
         assert set(manifest["options"]) == fields  # the fully resolved options, defaults included
+
+    def test_retrained_models_mean_a_new_run(self, method, model_cache, tmp_path):
+        assert run(method, tmp_path, model_cache).exit_code == 0
+        (before,) = finished(tmp_path)
+        cache = tmp_path / "cache"
+        shutil.copytree(model_cache, cache)
+        for weights in [*cache.rglob("*.pt"), *cache.rglob("*.safetensors")]:
+            nudge_weights(weights)
+        assert run(method, tmp_path, cache).exit_code == 0
+        runs = finished(tmp_path)
+        models = json.loads((before / "manifest.json").read_text())["inputs"]["models"]
+        assert len(runs) == (2 if models else 1)
+        if models:
+            (after,) = set(runs) - {before}
+            assert json.loads((after / "manifest.json").read_text())["inputs"]["models"].keys() == models.keys()
 
     def test_deterministic_on_cpu(self, method, model_cache, tmp_path):
         for name in ("a", "b"):

@@ -61,6 +61,10 @@ class D4M(Distiller):
     smoke_options = {"num_inference_steps": "10"}
     Options = Options
 
+    def model_fingerprints(self, spec, num_classes: int) -> dict:
+        from distillbench_d3hr.backbone import find_backbone, weights_fingerprint
+        return {"backbone": weights_fingerprint(find_backbone(spec.name, self.options.backbone))}
+
     def setup(self, ctx) -> None:
         from distillbench_d3hr.backbone import Backbone, find_backbone
         from distillbench_d3hr.inversion import ddim_grid

@@ -41,6 +41,20 @@ def find_backbone(dataset: str, explicit=None) -> Path:
                      f"`distillbench d3hr train-backbone --dataset {dataset}` or pass --option backbone=PATH")
 
 
+def weights_fingerprint(path: Path) -> str:
+    """sha256 over a pipeline folder's weight and config files: which backbone made a result."""
+    import hashlib
+
+    from distillbench.checksum import sha256_file
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*")
+                   if p.is_file() and p.suffix in (".safetensors", ".bin", ".json") and p.name != INFO_FILE)
+    for file in files:
+        digest.update(str(file.relative_to(path)).encode())
+        sha256_file(file, digest)
+    return "sha256:" + digest.hexdigest()
+
+
 @dataclass
 class Backbone:
     """A loaded pipeline: ``eps(x, t, labels)``, ``encode``, ``decode`` and the noise schedule."""
@@ -154,16 +168,3 @@ class Backbone:
             raise UsageError(f"the backbone at {self.path} is inconsistent: VAE latents have "
                              f"{self.vae.config.latent_channels} channels, the DiT expects "
                              f"{self.transformer.config.in_channels}")
-
-    def fingerprint(self) -> str:
-        """sha256 over the pipeline's weight and config files: which backbone made a result."""
-        import hashlib
-
-        from distillbench.checksum import sha256_file
-        digest = hashlib.sha256()
-        files = sorted(p for p in self.path.rglob("*")
-                       if p.is_file() and p.suffix in (".safetensors", ".bin", ".json") and p.name != INFO_FILE)
-        for file in files:
-            digest.update(str(file.relative_to(self.path)).encode())
-            sha256_file(file, digest)
-        return "sha256:" + digest.hexdigest()

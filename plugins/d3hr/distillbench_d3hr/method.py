@@ -92,16 +92,26 @@ class D3HR(Distiller):
 
     # -- set-up: backbone, grid, stored statistics -------------------------------------------------------
 
+    def _backbone_option(self):
+        """``backbone=``, else the one named by the statistics file, else None (the dataset's)."""
+        if self.options.backbone or self.options.stats is None:
+            return self.options.backbone
+        from distillbench_d3hr.stats import read_header
+        return read_header(self.options.stats)["backbone"]
+
+    def model_fingerprints(self, spec, num_classes: int) -> dict:
+        from distillbench_d3hr.backbone import find_backbone, weights_fingerprint
+        return {"backbone": weights_fingerprint(find_backbone(spec.name, self._backbone_option()))}
+
     def setup(self, ctx) -> None:
         from distillbench_d3hr.backbone import Backbone, find_backbone
         from distillbench_d3hr.inversion import ddim_grid
         opts = self.options
         self.stored = None
-        backbone_path = opts.backbone
+        backbone_path = self._backbone_option()
         if opts.stats is not None:
             from distillbench_d3hr.stats import read_stats
             self.stored = read_stats(opts.stats)
-            backbone_path = backbone_path or self.stored[0]["backbone"]
         self.backbone = Backbone.load(find_backbone(ctx.spec.name, backbone_path), ctx.device, opts.amp)
         self.backbone.check(ctx.spec, ctx.train.num_classes, explicit=backbone_path is not None)
         grid = ddim_grid(opts.num_inference_steps)
@@ -122,9 +132,11 @@ class D3HR(Distiller):
 
     def header(self, ctx) -> dict:
         """What a statistics file must say to regenerate a set from it."""
+        from distillbench_d3hr.backbone import weights_fingerprint
         opts = self.options
         return {"dataset": ctx.spec.name, "class_names": ctx.train.class_names, "backbone": str(self.backbone.path),
-                "backbone_fingerprint": self.backbone.fingerprint(), "latent_shape": list(self.backbone.latent_shape),
+                "backbone_fingerprint": weights_fingerprint(self.backbone.path),
+                "latent_shape": list(self.backbone.latent_shape),
                 "inversion_path": self.inversion_path, "mapping": opts.mapping, "guidance": opts.guidance,
                 "invert_guided": opts.invert_guided, "encode": opts.encode, "seed": ctx.seed,
                 "train_fingerprint": ctx.train.fingerprint()}
