@@ -130,12 +130,39 @@ def test_interrupted_run_resumes_from_checkpointed_classes(model_cache, tmp_path
     assert (resumed.path / "stats.safetensors").read_bytes() != b""
 
 
+def fine_tune(source, cache, *overrides):
+    result = invoke("d3hr", "train-backbone", "--dataset", "digits", "--init", source, "--set", "dit_steps=2",
+                    *overrides, "--force", env={"DISTILLBENCH_CACHE": str(cache)})
+    assert result.exit_code == 0, result.output
+    return cache / "d3hr" / "backbones" / "digits"
+
+
 def test_train_backbone_fine_tunes_from_init(model_cache, tmp_path):
     source = model_cache / "d3hr" / "backbones" / "digits"
-    result = invoke("d3hr", "train-backbone", "--dataset", "digits", "--init", source, "--set", "dit_steps=2",
-                    "--set", "dit_layers=1", "--force", env={"DISTILLBENCH_CACHE": str(tmp_path)})
-    assert result.exit_code == 0, result.output
-    info = json.loads((tmp_path / "d3hr" / "backbones" / "digits" / "distillbench.json").read_text())
+    folder = fine_tune(source, tmp_path)
+    info = json.loads((folder / "distillbench.json").read_text())
     assert info["init"] == str(source)
     old = json.loads((source / "vae" / "config.json").read_text())["scaling_factor"]
     assert info["scaling_factor"] == old  # the init's VAE is kept as it is
+    config = json.loads((folder / "transformer" / "config.json").read_text())
+    assert config == json.loads((source / "transformer" / "config.json").read_text())  # not the default sizes
+
+
+def test_fine_tuning_keeps_a_larger_inits_architecture_and_resolution(tmp_path):
+    """As CIFAR-10 from DiT-XL/2-256: a 64 px, 12-class init with learned-variance outputs, on 32 px digits."""
+    import torch
+    from diffusers import DiTTransformer2DModel
+
+    from distillbench_d3hr.backbone import Backbone
+    from distillbench_d3hr.training import BackboneConfig, build_vae, save_pipeline
+    torch.manual_seed(0)
+    cfg = BackboneConfig(vae_channels="16,16,16,16")
+    dit = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
+                                num_layers=2, sample_size=8, patch_size=2, num_embeds_ada_norm=12)
+    source = tmp_path / "init"
+    save_pipeline(source, dit, build_vae(cfg, 64), {})
+    folder = fine_tune(source, tmp_path / "cache", "--set", "dit_lr=0")
+    tuned = Backbone.load(folder)
+    assert tuned.image_size == 64 and tuned.num_classes == 10 and tuned.transformer.config.out_channels == 8
+    kept = {k: v for k, v in dit.state_dict().items() if "class_embedder" not in k}
+    assert all(torch.equal(tuned.transformer.state_dict()[k], v) for k, v in kept.items())

@@ -16,8 +16,8 @@ def train_backbone(dataset, init, overrides, device, force, data):
     from distillbench.run import resolve_device
     from distillbench_d3hr import __version__
     from distillbench_d3hr.backbone import Backbone, cached_backbone_dir
-    from distillbench_d3hr.training import (BackboneConfig, build_dit, build_vae, latent_moments, sample_grid,
-                                            save_pipeline, train_dit, train_vae)
+    from distillbench_d3hr.training import (BackboneConfig, build_dit, build_vae, fine_tune_start, latent_moments,
+                                            sample_grid, save_pipeline, train_dit, train_vae)
 
     spec = registry("dataset").get(dataset)
     cfg = build(BackboneConfig, parse_pairs(overrides, "--set"), owner="train-backbone")
@@ -32,13 +32,12 @@ def train_backbone(dataset, init, overrides, device, force, data):
     torch.manual_seed(cfg.seed)
     source = Backbone.load(Path(init), device) if init else None
     vae = source.vae if source else train_vae(build_vae(cfg, spec.image_size).to(device), images, cfg, _progress)
-    means, stds = latent_moments(vae, images)
+    means, stds = latent_moments(vae, images, source.image_size if source else spec.image_size)
     if source is None:  # as Stable Diffusion's 0.18215: scaled latents of unit variance
         vae.register_to_config(scaling_factor=1 / float((means.var() + stds.pow(2).mean()).sqrt()))
     scale = vae.config.scaling_factor
-    dit = build_dit(cfg, means.shape[-1], train.num_classes).to(device)
-    if source is not None:
-        _load_matching(dit, source.transformer)
+    dit = (fine_tune_start(source.transformer, train.num_classes) if source
+           else build_dit(cfg, means.shape[-1], train.num_classes)).to(device)
     ema = train_dit(dit.requires_grad_(True), means, stds, labels, scale, cfg, _progress)
     info = {"dataset": dataset, "num_classes": train.num_classes, "image_size": spec.image_size,
             "config": cfg.__dict__, "init": str(init) if init else None, "scaling_factor": scale,
@@ -50,13 +49,6 @@ def train_backbone(dataset, init, overrides, device, force, data):
     atomic.write_bytes(folder / "samples.png", png_bytes(grid))
     click.echo(f"backbone for {dataset}: {folder}\n  samples: {folder / 'samples.png'}")
     return folder
-
-
-def _load_matching(dit, source) -> None:
-    """Fine-tuning start: copy every tensor whose name and shape match (the label table may not)."""
-    own = dit.state_dict()
-    dit.load_state_dict({k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape},
-                        strict=False)
 
 
 def _progress(iterable, desc, total):
@@ -72,7 +64,8 @@ def register(cli):
     @d3hr.command(name="train-backbone")
     @click.option("--dataset", default="mnist5k", show_default=True)
     @click.option("--init", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                  help="Fine-tune from this diffusers pipeline folder (its VAE is kept).")
+                  help="Fine-tune from this diffusers pipeline folder (e.g. DiT-XL-2-256): its VAE, resolution "
+                       "and DiT architecture are kept; the dit_*/vae_* sizes are not used.")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A BackboneConfig field.")
     @click.option("--device", default="auto", show_default=True)
     @click.option("--force", is_flag=True, help="Retrain even if the cache has a backbone for the dataset.")

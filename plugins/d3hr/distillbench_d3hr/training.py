@@ -93,11 +93,27 @@ def train_vae(vae, images, cfg: BackboneConfig, progress):
     return vae.eval()
 
 
+def fine_tune_start(source, num_classes: int):
+    """A DiT of the init's architecture (DiT-XL/2 stays DiT-XL/2) with a label table for ``num_classes``
+    plus the null label, holding every init tensor whose name and shape match (the table may not)."""
+    from diffusers import DiTTransformer2DModel
+    config = {k: v for k, v in source.config.items() if not k.startswith("_")}  # not the init's path
+    dit = DiTTransformer2DModel.from_config({**config, "num_embeds_ada_norm": num_classes})
+    own = dit.state_dict()
+    dit.load_state_dict({k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape},
+                        strict=False)
+    return dit
+
+
 @torch.no_grad()
-def latent_moments(vae, images, batch: int = 500):
-    """Posterior means and stds of all images (unscaled)."""
+def latent_moments(vae, images, size: int):
+    """Posterior means and stds of all images (unscaled), each batch resized to the VAE's ``size`` first
+    (bicubic, as :meth:`Backbone.encode` does: CIFAR through a 256 px DiT's VAE)."""
     means, stds = [], []
+    batch = max(8, 500 * 32**2 // size**2)  # 500 images of 32 px at a time, as many pixels at larger sizes
     for chunk in images.split(batch):
+        if chunk.shape[-1] != size:
+            chunk = F.interpolate(chunk, size=(size, size), mode="bicubic", align_corners=False)
         dist = vae.encode(chunk).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
@@ -120,6 +136,7 @@ def train_dit(dit, means, stds, labels, scale: float, cfg: BackboneConfig, progr
         t = torch.randint(0, 1000, (len(index),), generator=generator, device=z0.device)
         with autocast(z0.device.type):
             pred = dit(scheduler.add_noise(z0, noise, t), timestep=t, class_labels=labels[index]).sample
+        pred = pred[:, : z0.shape[1]]  # a DiT-XL init's learned-variance channels: unused by DDIM, not trained
         loss = F.mse_loss(pred.float(), noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
