@@ -141,7 +141,8 @@ def test_train_backbone_fine_tunes_from_init(model_cache, tmp_path):
     source = model_cache / "d3hr" / "backbones" / "digits"
     folder = fine_tune(source, tmp_path)
     info = json.loads((folder / "distillbench.json").read_text())
-    assert info["init"] == str(source)
+    assert info["init"]["path"] == str(source) and info["init"]["fingerprint"].startswith("sha256:")
+    assert info["init"]["info"]["command"].startswith("distillbench d3hr train-backbone --dataset digits")
     old = json.loads((source / "vae" / "config.json").read_text())["scaling_factor"]
     assert info["scaling_factor"] == old  # the init's VAE is kept as it is
     config = json.loads((folder / "transformer" / "config.json").read_text())

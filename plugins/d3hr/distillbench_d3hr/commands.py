@@ -40,7 +40,7 @@ def train_backbone(dataset, init, overrides, device, force, data):
            else build_dit(cfg, means.shape[-1], train.num_classes)).to(device)
     ema = train_dit(dit.requires_grad_(True), means, stds, labels, scale, cfg, _progress)
     info = {"dataset": dataset, "num_classes": train.num_classes, "image_size": spec.image_size,
-            "config": cfg.__dict__, "init": str(init) if init else None, "scaling_factor": scale,
+            "config": cfg.__dict__, "init": _init_record(source), "scaling_factor": scale,
             "train_fingerprint": train.fingerprint(), "plugin_version": __version__,
             "command": f"distillbench d3hr train-backbone --dataset {dataset}"
                        + "".join(f" --set {o}" for o in overrides) + (f" --init {init}" if init else "")}
@@ -49,6 +49,15 @@ def train_backbone(dataset, init, overrides, device, force, data):
     atomic.write_bytes(folder / "samples.png", png_bytes(grid))
     click.echo(f"backbone for {dataset}: {folder}\n  samples: {folder / 'samples.png'}")
     return folder
+
+
+def _init_record(source):
+    """Where a fine-tune started: the init's path, checksum and own record (its command and config,
+    and so on back along a chain of fine-tunes)."""
+    if source is None:
+        return None
+    from distillbench_d3hr.backbone import weights_fingerprint
+    return {"path": str(source.path), "fingerprint": weights_fingerprint(source.path), "info": source.info()}
 
 
 def _progress(iterable, desc, total):
