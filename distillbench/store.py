@@ -70,7 +70,8 @@ class Store:
 
     def evaluations(self, dataset=None):
         """Evaluation rows as a pandas DataFrame (optionally of one dataset), the latest of each identity,
-        with the resolved method options of their run (an empty dict for sets that were not distilled here)."""
+        with the resolved method options and model checksums of their run (empty dicts for sets that were not
+        distilled here)."""
         import pandas as pd
         columns = ", ".join(f"e.{c}" for c in EVALUATION_COLUMNS)
         query = f"SELECT {columns}, r.manifest FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id"
@@ -80,6 +81,8 @@ class Store:
         with self._connect() as db:
             rows = db.execute(query + " ORDER BY e.id", params).fetchall()
         df = pd.DataFrame([row[:-1] for row in rows], columns=list(EVALUATION_COLUMNS))
-        df["options"] = [json.loads(row[-1]).get("options", {}) if row[-1] else {} for row in rows]
+        manifests = [json.loads(row[-1]) if row[-1] else {} for row in rows]
+        df["options"] = [m.get("options", {}) for m in manifests]
+        df["models"] = [m.get("inputs", {}).get("models", {}) for m in manifests]
         repeated = df["identity"].notna() & df["identity"].duplicated(keep="last")
         return df[~repeated].reset_index(drop=True)

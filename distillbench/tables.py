@@ -29,10 +29,23 @@ def variant(method: str, options: dict) -> str:
 
 
 def with_variants(df):
-    """``df`` with the method column replaced by :func:`variant` labels (when options are known)."""
+    """``df`` with the method column replaced by :func:`variant` labels (when options are known).  Where
+    runs of one label used different models (a retrained backbone or teacher), each label gets
+    ``@`` and a short hash of its runs' model checksums, so that they are not averaged together either."""
     if "options" not in df:
         return df
-    return df.assign(method=[variant(m, o) for m, o in zip(df["method"], df["options"])]).drop(columns="options")
+    labels = [variant(m, o) for m, o in zip(df["method"], df["options"])]
+    if "models" in df:
+        models = [_short_hash(m) for m in df["models"]]
+        mixed = {label for label in labels if len({h for l, h in zip(labels, models) if l == label}) > 1}
+        labels = [f"{label}@{h}" if label in mixed else label for label, h in zip(labels, models)]
+    return df.assign(method=labels).drop(columns=[c for c in ("options", "models") if c in df])
+
+
+def _short_hash(value: dict) -> str:
+    import hashlib
+    import json
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:6]
 
 
 def _row_keys(df) -> list[str]:

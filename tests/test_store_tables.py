@@ -76,5 +76,17 @@ def test_runs_with_other_options_get_their_own_column(tmp_path):
     assert "| d3hr-like " in text and "d3hr-like[backbone=mnist5k, m=10]" in text
 
 
+def test_runs_made_with_other_models_are_kept_apart(tmp_path):
+    store = Store(tmp_path)
+    for run_id, backbone in (("a", "sha256:1"), ("b", "sha256:2"), ("c", "sha256:2")):
+        store.record_run(run_id, tmp_path, {"method": "d3hr-like", "dataset": "digits", "ipc": 10, "seed": 0,
+                                            "options": {}, "inputs": {"models": {"backbone": backbone}}})
+        store.record_evaluation({**rows()[2], "run_id": run_id, "method": "d3hr-like"})
+    store.record_evaluation({**rows()[0]})
+    labels = set(tables.with_variants(store.evaluations("digits"))["method"])
+    assert len(labels) == 3 and "random" in labels
+    assert all(label.startswith("d3hr-like@") for label in labels - {"random"})
+
+
 def test_default_options_keep_the_plain_name():
     assert tables.variant("random", {}) == "random"
