@@ -1,6 +1,12 @@
 """Checksums of inputs, recorded with every result."""
 import hashlib
+import json
 from pathlib import Path
+
+
+def json_digest(value) -> str:
+    """sha256 hex digest of ``value`` as canonical JSON (sorted keys): the same value, the same digest."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def sha256_file(path: Path, digest=None) -> str:

@@ -6,8 +6,6 @@ least the store's evaluation columns (student, protocol, seed, final_acc, ...).
 Evaluators that give each record an ``identity`` (see :func:`identity`) and
 ask ``request.recorded(identity)`` before training make re-runs resumable.
 """
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -32,7 +30,8 @@ def identity(fields: dict) -> str:
     """A hash of everything that decides an evaluation's outcome (set checksum, student, resolved protocol,
     teachers, seeds...).  A record whose identity is stored already need not be trained again, and tables
     count it once."""
-    return "sha256:" + hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+    from distillbench.checksum import json_digest
+    return "sha256:" + json_digest(fields)
 
 
 class Evaluator:

@@ -1,6 +1,4 @@
 """One run end to end: resolve names, check inputs, distil, record, and optionally evaluate."""
-import hashlib
-import json
 import platform
 import sys
 from dataclasses import dataclass, field, replace
@@ -8,6 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from distillbench import distributed
+from distillbench.checksum import json_digest
 from distillbench.datasets import DataSource
 from distillbench.distilled import FULL_METHOD, DistilledSet, FullTrainingSet
 from distillbench.errors import UsageError
@@ -64,8 +63,7 @@ def run_id_for(cfg: RunConfig, options: dict, train_fingerprint: str, models: di
     """dataset-method-ipc-seed and a hash of the options, the training data and the models' checksums: a run
     resumes only from work done on the same inputs (not, say, before --skip-bad-images changed the image
     list or a backbone was retrained)."""
-    key = json.dumps({"options": options, "train": train_fingerprint, "models": models}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    digest = json_digest({"options": options, "train": train_fingerprint, "models": models})[:8]
     return f"{cfg.dataset}-{cfg.method}-ipc{cfg.ipc}-seed{cfg.seed}-{digest}"
 
 

@@ -34,18 +34,15 @@ def with_variants(df):
     ``@`` and a short hash of its runs' model checksums, so that they are not averaged together either."""
     if "options" not in df:
         return df
-    labels = [variant(m, o) for m, o in zip(df["method"], df["options"])]
+    import pandas as pd
+
+    from distillbench.checksum import json_digest
+    labels = pd.Series([variant(m, o) for m, o in zip(df["method"], df["options"])], index=df.index)
     if "models" in df:
-        models = [_short_hash(m) for m in df["models"]]
-        mixed = {label for label in labels if len({h for l, h in zip(labels, models) if l == label}) > 1}
-        labels = [f"{label}@{h}" if label in mixed else label for label, h in zip(labels, models)]
+        models = df["models"].map(lambda m: json_digest(m)[:6])
+        mixed = models.groupby(labels).transform("nunique") > 1
+        labels = labels.where(~mixed, labels + "@" + models)
     return df.assign(method=labels).drop(columns=[c for c in ("options", "models") if c in df])
-
-
-def _short_hash(value: dict) -> str:
-    import hashlib
-    import json
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:6]
 
 
 def _row_keys(df) -> list[str]:
