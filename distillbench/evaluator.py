@@ -4,7 +4,9 @@ An evaluator turns a :class:`~distillbench.distilled.DistilledSet` into one
 record per (student, seed); each record is stored as it is and must hold at
 least the store's evaluation columns (student, protocol, seed, final_acc, ...).
 Evaluators that give each record an ``identity`` (see :func:`identity`) and
-ask ``request.recorded(identity)`` before training make re-runs resumable.
+ask ``request.recorded(identity)`` before training make re-runs resumable;
+those that also save training state under ``request.checkpoints`` resume an
+interrupted training mid-way.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ class EvalRequest:
     device: str = "cpu"
     cache_dir: Path = Path(".")
     recorded: Callable[[str], dict | None] = lambda identity: None  # an earlier record with this identity
+    checkpoints: Path | None = None  # where evaluators may keep unfinished trainings' state, to resume them
 
 
 def identity(fields: dict) -> str:

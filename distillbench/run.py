@@ -164,4 +164,5 @@ def evaluate(distilled: DistilledSet, root: Path, evaluator_name: str, request, 
             on_result({**earlier, "reused": True})
         return earlier
 
-    return evaluator.evaluate(distilled, replace(request, recorded=recorded), record)
+    request = replace(request, recorded=recorded, checkpoints=root / "scratch" / "evaluations")
+    return evaluator.evaluate(distilled, request, record)

@@ -1,13 +1,20 @@
-"""Real processes: a run killed by SIGKILL mid-class resumes to the uninterrupted result, and
-processes writing to one root at the same time all land their records."""
+"""Interruptions: a run killed by SIGKILL mid-class, or mid-way through a student's training, resumes
+to the uninterrupted result, and processes writing to one root at the same time all land their records."""
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
+
+import pytest
+import torch
 
 from conftest import run_subprocess
+from distillbench.plugins import registry
 from distillbench.store import Store
+from distillbench_eval import training
+from distillbench_eval.protocols import PROTOCOLS
 from test_runner import png_bytes_of
 
 D3HR = ["run", "--method", "d3hr", "--dataset", "digits", "--ipc", "2", "--option", "m=30000",
@@ -21,7 +28,7 @@ def start(*args, env):
 
 def wait_for(path, proc, timeout=300):
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not (any(path.parent.glob(path.name)) if "*" in path.name else path.exists()):
         assert proc.poll() is None, f"the run ended before {path} appeared: {proc.stderr.read()}"
         assert time.monotonic() < deadline, f"{path} did not appear"
         time.sleep(0.01)
@@ -64,3 +71,63 @@ def test_concurrent_runs_on_one_root_all_land(tmp_path):
     assert len(store.run_ids()) == 2
     evaluations = store.evaluations("digits")
     assert evaluations["run_id"].value_counts().tolist() == [1, 1]  # the repeat's evaluation is the same one
+
+
+def train_conv3(checkpoint=None):
+    """Six epochs of the rded protocol (crops, flips, CutMix, an online teacher) on random 16 px images."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(40) % 4
+    conv3 = registry("model").get("conv3")
+    torch.manual_seed(1)
+    teacher = conv3.build(4, 16).eval()
+    settings = replace(PROTOCOLS["rded"].settings, epochs=6, eval_every=2, eval_after=0)
+    torch.manual_seed(2)
+    student = conv3.build(4, 16)
+    result = training.train_model(student, (images, labels), (images, labels), settings, batch_size=16, lr=1e-3,
+                                  normalize=training.Normalizer([0.5] * 3, [0.5] * 3, "cpu"), device="cpu", seed=3,
+                                  teacher=teacher, show_progress=False, checkpoint=checkpoint)
+    return student, result
+
+
+def test_training_interrupted_mid_way_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    uninterrupted, expected = train_conv3()
+    check_loss = training.check_loss
+
+    def crash_in_epoch_four(value, name, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        check_loss(value, name, epoch)
+
+    path = tmp_path / "state.pt"
+    monkeypatch.setattr(training, "check_loss", crash_in_epoch_four)
+    with pytest.raises(KeyboardInterrupt):
+        train_conv3(training.Checkpoint(path, every_seconds=0))
+    assert torch.load(path, weights_only=True)["next_epoch"] == 3
+    monkeypatch.setattr(training, "check_loss", check_loss)
+    resumed, result = train_conv3(training.Checkpoint(path, every_seconds=0))
+    assert result["resumed_at_epochs"] == [3] and expected["resumed_at_epochs"] == []
+    for key in ("final_acc", "best_acc", "best_epoch", "evaluated_epochs"):
+        assert result[key] == expected[key]
+    for (name, tensor), reference in zip(resumed.state_dict().items(), uninterrupted.state_dict().values()):
+        assert torch.equal(tensor, reference), name
+
+
+def test_sigkill_mid_student_training_then_resume_gives_the_uninterrupted_record(model_cache, tmp_path):
+    env = {"DISTILLBENCH_CACHE": str(model_cache)}
+    run = ["run", "--method", "random", "--dataset", "digits", "--ipc", "2", "--evaluate", "--protocol", "rded",
+           "--set", "epochs=30", "--repeats", "1", "--student", "conv3"]
+    run_subprocess(*run, "--root", tmp_path / "whole", env=env, check=True)
+    (expected,) = Store(tmp_path / "whole").evaluations("digits").to_dict("records")
+
+    root = tmp_path / "killed"
+    proc = start(*run, "--root", root, env={**env, "DISTILLBENCH_CHECKPOINT_SECONDS": "0"})
+    wait_for(root / "scratch" / "evaluations" / "*.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert Store(root).evaluations("digits").empty
+    resumed = run_subprocess(*run, "--root", root, env=env, check=True)
+    assert "resuming at epoch" in resumed.stderr
+    (record,) = Store(root).evaluations("digits").to_dict("records")
+    assert record["final_acc"] == expected["final_acc"] and record["identity"] == expected["identity"]
+    assert not list((root / "scratch" / "evaluations").glob("*.pt"))  # removed once the record is stored

@@ -1,4 +1,5 @@
 """The ``students`` evaluator's work: train students on a set under a protocol, report test accuracy."""
+import os
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from distillbench.plugins import registry
 from distillbench_eval.plugin import StudentsEvaluator
 from distillbench_eval.protocols import batch_size, for_dataset, resolve
 from distillbench_eval.teachers import load_ensemble, resolve_teachers
-from distillbench_eval.training import Normalizer, train_model
+from distillbench_eval.training import Checkpoint, Normalizer, train_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -68,6 +69,15 @@ def check_request(request) -> None:
                          request.cache_dir)
 
 
+def checkpoint_for(request, record_id: str):
+    """Where the training of the record ``record_id`` keeps its state until the record is stored: saved
+    every DISTILLBENCH_CHECKPOINT_SECONDS (default 300) seconds."""
+    if request.checkpoints is None:
+        return None
+    every = float(os.environ.get("DISTILLBENCH_CHECKPOINT_SECONDS", 300))
+    return Checkpoint(Path(request.checkpoints) / f"{record_id.split(':')[-1][:32]}.pt", every)
+
+
 def evaluate_students(distilled, request, on_result) -> list[dict]:
     protocol = for_dataset(resolve(request.protocol, request.overrides), request.spec)
     settings, spec, device = protocol.settings, request.spec, request.device
@@ -97,11 +107,14 @@ def evaluate_students(distilled, request, on_result) -> list[dict]:
                 continue
             torch.manual_seed(seed)
             model = model_spec.build(num_classes, spec.image_size)
+            checkpoint = checkpoint_for(request, record_id)
             result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
                                  normalize=normalize, device=device, seed=seed, teacher=teacher,
-                                 stored_probs=stored, name=f"{student} seed {repeat}")
+                                 stored_probs=stored, name=f"{student} seed {repeat}", checkpoint=checkpoint)
             record = {**inputs, "identity": record_id, "device": device,
                       "skipped_test_images": len(test_split.skipped), **result}
             on_result(record)
+            if checkpoint is not None:
+                checkpoint.path.unlink(missing_ok=True)
             results.append(record)
     return results

@@ -4,17 +4,24 @@ The distilled set is small: it lives on the device as one uint8 tensor, and
 every step crops, flips, normalises and mixes a batch there, without a Python
 data loader.  The loop never reads a value back from the device inside an
 epoch (loss and accuracy are summed on the device and read once per epoch).
+Given a checkpoint path, the loop saves its whole state there every few
+minutes, at an epoch's end, and an interrupted training resumes from it with
+the same result as an uninterrupted one.
 """
+import io
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from distillbench import distributed
+from distillbench import atomic, distributed
 from distillbench.accel import autocast, precision
 from distillbench.errors import DistillbenchError
 from distillbench_eval.augment import cutmix, mixup, random_resized_crop_flip, random_shift_flip
@@ -148,6 +155,47 @@ class BatchMaker:
                      index, index[perm], lam)
 
 
+class Checkpoint:
+    """A training's state at the end of an epoch: model, optimiser, every random generator it draws from,
+    the evaluations so far and the seconds spent.  Saved atomically by rank 0 at most every
+    ``every_seconds``; every rank of a torchrun job loads the same file."""
+
+    def __init__(self, path: Path, every_seconds: float = 300.0):
+        self.path, self.every_seconds = Path(path), every_seconds
+        self.last_saved = time.perf_counter()
+
+    def load(self, model, optimizer, batches: BatchMaker) -> Optional[dict]:
+        """The saved state applied to ``model``, ``optimizer`` and ``batches``; None when there is none."""
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        batches.generator.set_state(state["batch_generator"])
+        batches.rng.setstate(state["batch_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return state
+
+    def save_due(self, last_epoch: bool) -> bool:
+        return not last_epoch and time.perf_counter() - self.last_saved >= self.every_seconds
+
+    def save(self, model, optimizer, batches: BatchMaker, *, next_epoch: int, evaluations: dict, seconds: float,
+             resumed_at: list) -> None:
+        if distributed.is_main():
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "batch_generator": batches.generator.get_state(), "batch_rng": batches.rng.getstate(),
+                     "torch_rng": torch.get_rng_state(),
+                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                     "next_epoch": next_epoch, "evaluations": evaluations, "seconds": seconds,
+                     "resumed_at": resumed_at}
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            atomic.write_bytes(self.path, buffer.getvalue())
+        self.last_saved = time.perf_counter()
+
+
 def batch_loss(logits, batch: Batch, settings, teacher=None, stored_probs=None):
     if settings.labels == "hard":
         return batch.lam * F.cross_entropy(logits, batch.y) + (1 - batch.lam) * F.cross_entropy(logits, batch.y_mixed)
@@ -160,21 +208,29 @@ def batch_loss(logits, batch: Batch, settings, teacher=None, stored_probs=None):
 
 
 def train_model(model, train, test, settings, *, batch_size: int, lr: float, normalize, device: str, seed: int,
-                teacher=None, stored_probs=None, name: str = "model", show_progress: bool = True) -> dict:
+                teacher=None, stored_probs=None, name: str = "model", show_progress: bool = True,
+                checkpoint: Optional[Checkpoint] = None) -> dict:
     """Train ``model`` on ``train`` = (uint8 images, labels) and report test accuracy.
 
     Returns the final-epoch accuracy and the best accuracy seen at the periodic evaluations (which
     selects on the test set: flagged in the record).  Under torchrun the model trains with
     DistributedDataParallel, each rank on its share of every batch (see :meth:`Batch.shard`).
+    With a ``checkpoint``, training starts from the state saved there, if any, and saves its own.
     """
     start_time = time.perf_counter()
     torch.manual_seed(seed)
     model = model.to(device, memory_format=torch.channels_last)
-    trained = data_parallel(model, device)
     optimizer = make_optimizer(model, settings, lr)
     batches = BatchMaker(*train, settings, normalize, device, seed)
-    epochs, evaluations = settings.epochs, {}
-    bar = tqdm(range(epochs), desc=name, leave=False, dynamic_ncols=True,
+    epochs, start, evaluations, earlier_seconds, resumed_at = settings.epochs, 0, {}, 0.0, []
+    saved = checkpoint.load(model, optimizer, batches) if checkpoint else None
+    if saved is not None:
+        start, evaluations, earlier_seconds = saved["next_epoch"], saved["evaluations"], saved["seconds"]
+        resumed_at = saved["resumed_at"] + [start]
+        if show_progress and distributed.is_main():
+            tqdm.write(f"{name}: resuming at epoch {start + 1} of {epochs} from {checkpoint.path}", file=sys.stderr)
+    trained = data_parallel(model, device)
+    bar = tqdm(range(start, epochs), desc=name, leave=False, dynamic_ncols=True, initial=start, total=epochs,
                disable=not (show_progress and distributed.is_main()))
     for epoch in bar:
         for group in optimizer.param_groups:
@@ -195,11 +251,14 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
         if last or ((epoch + 1) % settings.eval_every == 0 and epoch >= settings.eval_after * epochs):
             evaluations[epoch + 1] = accuracy(model, *test, normalize, device)
         bar.set_postfix(loss=f"{total.item():.3f}", acc=f"{evaluations.get(epoch + 1, float('nan')):.3f}")
+        if checkpoint and checkpoint.save_due(last):
+            checkpoint.save(model, optimizer, batches, next_epoch=epoch + 1, evaluations=evaluations,
+                            seconds=earlier_seconds + time.perf_counter() - start_time, resumed_at=resumed_at)
     best_epoch = max(evaluations, key=evaluations.get)
     return {"final_acc": evaluations[epochs], "best_acc": evaluations[best_epoch], "best_epoch": best_epoch,
             "evaluated_epochs": sorted(evaluations), "best_selects_on_test_set": True,
             "precision": precision(device, settings.amp), "distributed": distributed_facts(device),
-            "seconds": time.perf_counter() - start_time}
+            "seconds": earlier_seconds + time.perf_counter() - start_time, "resumed_at_epochs": resumed_at}
 
 
 def check_loss(value: float, name: str, epoch: int) -> None:
