@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import run_subprocess
+from conftest import invoke, run_subprocess
 from distillbench.plugins import registry
 from distillbench.store import Store
 from distillbench_eval import training
@@ -111,6 +111,29 @@ def test_training_interrupted_mid_way_resumes_to_the_same_weights(tmp_path, monk
         assert result[key] == expected[key]
     for (name, tensor), reference in zip(resumed.state_dict().items(), uninterrupted.state_dict().values()):
         assert torch.equal(tensor, reference), name
+
+
+def test_teacher_training_interrupted_mid_way_resumes_to_the_same_file(tmp_path, monkeypatch):
+    train = ["train-teacher", "--dataset", "digits", "--arch", "conv3", "--epochs", "3"]
+    whole = invoke(*train, env={"DISTILLBENCH_CACHE": str(tmp_path / "whole")})
+    assert whole.exit_code == 0, whole.output
+    check_loss = training.check_loss
+
+    def crash_in_epoch_three(value, name, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        check_loss(value, name, epoch)
+
+    env = {"DISTILLBENCH_CACHE": str(tmp_path / "killed"), "DISTILLBENCH_CHECKPOINT_SECONDS": "0"}
+    monkeypatch.setattr(training, "check_loss", crash_in_epoch_three)
+    assert invoke(*train, env=env).exit_code != 0
+    teachers = tmp_path / "killed" / "teachers"
+    assert [p.name for p in teachers.iterdir()] == [p.name for p in teachers.glob("digits-conv3-*.checkpoint.pt")]
+    monkeypatch.setattr(training, "check_loss", check_loss)
+    resumed = invoke(*train, env=env)
+    assert resumed.exit_code == 0 and "resuming at epoch 3 of 3" in resumed.stderr
+    assert sorted(p.name for p in teachers.iterdir()) == ["digits-conv3.json", "digits-conv3.pt"]
+    assert (teachers / "digits-conv3.pt").read_bytes() == (tmp_path / "whole/teachers/digits-conv3.pt").read_bytes()
 
 
 def test_sigkill_mid_student_training_then_resume_gives_the_uninterrupted_record(model_cache, tmp_path):

@@ -1,5 +1,4 @@
 """The ``students`` evaluator's work: train students on a set under a protocol, report test accuracy."""
-import os
 from pathlib import Path
 
 import torch
@@ -70,12 +69,10 @@ def check_request(request) -> None:
 
 
 def checkpoint_for(request, record_id: str):
-    """Where the training of the record ``record_id`` keeps its state until the record is stored: saved
-    every DISTILLBENCH_CHECKPOINT_SECONDS (default 300) seconds."""
+    """Where the training of the record ``record_id`` keeps its state until the record is stored."""
     if request.checkpoints is None:
         return None
-    every = float(os.environ.get("DISTILLBENCH_CHECKPOINT_SECONDS", 300))
-    return Checkpoint(Path(request.checkpoints) / f"{record_id.split(':')[-1][:32]}.pt", every)
+    return Checkpoint(Path(request.checkpoints) / f"{record_id.split(':')[-1][:32]}.pt")
 
 
 def evaluate_students(distilled, request, on_result) -> list[dict]:

@@ -9,13 +9,14 @@ def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data):
     import torch
 
     from distillbench import distributed, paths
+    from distillbench.checksum import json_digest
     from distillbench.method import derive_seed
     from distillbench.plugins import registry
     from distillbench.run import resolve_device
     from distillbench_eval.evaluator import normalizer
     from distillbench_eval.protocols import for_dataset, resolve
     from distillbench_eval.teachers import cached_teacher_path, save_teacher
-    from distillbench_eval.training import train_model
+    from distillbench_eval.training import Checkpoint, train_model
 
     spec = registry("dataset").get(dataset)
     model_spec = registry("model").get(arch)
@@ -32,16 +33,18 @@ def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data):
     torch.manual_seed(seed)
     model = model_spec.build(train.num_classes, spec.image_size)
     settings = protocol.settings
+    inputs = {"protocol": protocol.resolved(), "seed": seed, "train_fingerprint": train.fingerprint()}
+    checkpoint = Checkpoint(path.with_name(f"{path.stem}-{json_digest(inputs)[:16]}.checkpoint.pt"))
     result = train_model(model, (train.load(torch.arange(len(train))), train.targets),
                          (test.load(torch.arange(len(test))), test.targets), settings,
                          batch_size=settings.batch_size, lr=settings.lr, normalize=normalizer(spec, settings, device),
-                         device=device, seed=seed, name=f"teacher {arch}")
+                         device=device, seed=seed, name=f"teacher {arch}", checkpoint=checkpoint)
     meta = {"arch": arch, "dataset": dataset, "num_classes": train.num_classes, "image_size": spec.image_size,
-            "normalization": settings.normalization, "accuracy": result["final_acc"],
-            "protocol": protocol.resolved(), "seed": seed, "train_fingerprint": train.fingerprint()}
+            "normalization": settings.normalization, "accuracy": result["final_acc"], **inputs}
     if not distributed.is_main():
         return path
     checksum = save_teacher(path, model.cpu(), meta)
+    checkpoint.path.unlink(missing_ok=True)
     click.echo(f"teacher {arch} on {dataset}: test accuracy {result['final_acc'] * 100:.2f}% "
                f"({result['seconds']:.0f}s)\n  saved: {path} ({checksum})")
     return path

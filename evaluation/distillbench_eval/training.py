@@ -10,6 +10,7 @@ the same result as an uninterrupted one.
 """
 import io
 import math
+import os
 import random
 import sys
 import time
@@ -158,9 +159,12 @@ class BatchMaker:
 class Checkpoint:
     """A training's state at the end of an epoch: model, optimiser, every random generator it draws from,
     the evaluations so far and the seconds spent.  Saved atomically by rank 0 at most every
-    ``every_seconds``; every rank of a torchrun job loads the same file."""
+    ``every_seconds`` (default: $DISTILLBENCH_CHECKPOINT_SECONDS, else 300); every rank of a torchrun job
+    loads the same file."""
 
-    def __init__(self, path: Path, every_seconds: float = 300.0):
+    def __init__(self, path: Path, every_seconds: Optional[float] = None):
+        if every_seconds is None:
+            every_seconds = float(os.environ.get("DISTILLBENCH_CHECKPOINT_SECONDS", 300))
         self.path, self.every_seconds = Path(path), every_seconds
         self.last_saved = time.perf_counter()
 
