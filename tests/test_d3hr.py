@@ -147,6 +147,7 @@ def test_train_backbone_fine_tunes_from_init(model_cache, tmp_path):
     assert info["scaling_factor"] == old  # the init's VAE is kept as it is
     config = json.loads((folder / "transformer" / "config.json").read_text())
     assert config == json.loads((source / "transformer" / "config.json").read_text())  # not the default sizes
+    assert not any("_name_or_path" in json.loads(p.read_text()) for p in folder.glob("*/config.json"))
 
 
 def test_fine_tuning_keeps_a_larger_inits_architecture_and_resolution(tmp_path):

@@ -8,6 +8,7 @@ adversarial loss: enough for 32 px digits); its scaling factor is set to 1 / std
 as Stable Diffusion's 0.18215 was.
 """
 import copy
+import json
 import shutil
 from dataclasses import dataclass
 
@@ -147,12 +148,23 @@ def train_dit(dit, means, stds, labels, scale: float, cfg: BackboneConfig, progr
     return ema
 
 
+def drop_source_paths(folder) -> None:
+    """Remove the ``_name_or_path`` that diffusers writes into the config of a component loaded from a
+    folder (a fine-tune's VAE): a local path, which would make the backbone's checksum depend on where its
+    init lived.  The init is recorded in ``distillbench.json`` instead."""
+    for path in folder.glob("*/config.json"):
+        config = json.loads(path.read_text())
+        if config.pop("_name_or_path", None) is not None:
+            atomic.write_json(path, config)
+
+
 def save_pipeline(folder, dit, vae, info: dict) -> None:
     """Write the diffusers pipeline folder next to ``folder``, then rename it into place."""
     from diffusers import DiTPipeline
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     DiTPipeline(transformer=dit, vae=vae, scheduler=ddpm_scheduler()).save_pretrained(str(tmp))
+    drop_source_paths(tmp)
     atomic.write_json(tmp / "distillbench.json", info)
     if folder.exists():
         shutil.rmtree(folder)
