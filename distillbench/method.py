@@ -49,7 +49,8 @@ class RunContext:
     ipc: int
     seed: int
     device: str
-    scratch: Path
+    scratch: Path  # this run's unfinished work
+    shared: Path  # work that other runs on the same root may reuse (D3HR's statistics, which IPC does not change)
 
     def generator(self, unit: Unit, device: str = "cpu"):
         """A torch generator seeded from (seed, unit id)."""

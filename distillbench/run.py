@@ -96,7 +96,7 @@ def distil(cfg: RunConfig):
     device = resolve_device(cfg.device)
     distributed.init(device)
     ctx = RunContext(spec=spec, train=train, ipc=cfg.ipc, seed=cfg.seed, device=device,
-                     scratch=cfg.root / "scratch" / run_id)
+                     scratch=cfg.root / "scratch" / run_id, shared=cfg.root / "scratch" / "shared")
     manifest = {
         "run_id": run_id, "method": cfg.method, "options": options, "dataset": cfg.dataset, "ipc": cfg.ipc,
         "seed": cfg.seed, "device": device, "world_size": distributed.world_size(),

@@ -38,10 +38,11 @@ def test_sigkill_mid_class_then_resume_ends_byte_identical(model_cache, tmp_path
     env = {"DISTILLBENCH_CACHE": str(model_cache)}
     run_subprocess(*D3HR, "--root", tmp_path / "whole", env=env, check=True)
     (reference,) = (tmp_path / "whole" / "runs").iterdir()
+    (mapped_whole,) = (tmp_path / "whole" / "scratch" / "shared" / "d3hr-stats").iterdir()
 
     root = tmp_path / "killed"
     proc = start(*D3HR, "--root", root, env=env)
-    stats = root / "scratch" / reference.name / "stats"
+    stats = root / "scratch" / "shared" / "d3hr-stats" / mapped_whole.name  # the same inputs, the same folder
     wait_for(stats / "class-00003.safetensors", proc)  # class 3 mapped, its images not yet written
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -44,6 +44,20 @@ def test_same_seed_same_bytes_and_stats_regenerate_the_same_set(model_cache, tmp
     assert bigger.exit_code == 0 and len(png_bytes_of(only_run(tmp_path / "d"))) == 30
 
 
+def test_runs_differing_in_ipc_or_sampling_map_the_data_once(model_cache, root):
+    assert run_d3hr(root, model_cache, ipc=2).exit_code == 0
+    (mapped,) = (root / "scratch" / "shared" / "d3hr-stats").iterdir()
+    written = {p.name: p.stat().st_mtime_ns for p in mapped.glob("*.safetensors")}
+    assert len(written) == 10
+    for extra in (["--option", "sampling=random"], []):
+        assert run_d3hr(root, model_cache, *extra, ipc=3).exit_code == 0
+    assert {p.name: p.stat().st_mtime_ns for p in mapped.glob("*.safetensors")} == written  # read, not redone
+    sets = [p for p in (root / "runs").iterdir()]
+    assert len(sets) == 3 and len({(p / "stats.safetensors").read_bytes() for p in sets}) == 1
+    assert run_d3hr(root, model_cache, "--seed", "1", ipc=2).exit_code == 0  # the seed draws the encodings
+    assert len(list((root / "scratch" / "shared" / "d3hr-stats").iterdir())) == 2
+
+
 def test_ipc_one_drops_std_and_skew_and_says_so(model_cache, root):
     assert run_d3hr(root, model_cache, ipc=1).exit_code == 0
     notes = json.loads((only_run(root) / "manifest.json").read_text())["notes"]["d3hr"]
@@ -103,7 +117,8 @@ def test_interrupted_run_resumes_from_checkpointed_classes(model_cache, tmp_path
     overrides = {"m": "64", "num_inference_steps": "10", "inversion_steps": "6"}
 
     def ctx(name):
-        return RunContext(spec=spec, train=train, ipc=2, seed=0, device="cpu", scratch=tmp_path / name / "scratch")
+        return RunContext(spec=spec, train=train, ipc=2, seed=0, device="cpu", scratch=tmp_path / name / "scratch",
+                          shared=tmp_path / name / "shared")
 
     class Counts(D3HR):
         mapped = []

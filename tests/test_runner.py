@@ -14,7 +14,8 @@ from distillbench.plugins import registry
 
 def context(tmp_path, ipc=3, seed=0):
     spec = registry("dataset").get("digits")
-    return RunContext(spec=spec, train=spec.load("train"), ipc=ipc, seed=seed, device="cpu", scratch=tmp_path / "s")
+    return RunContext(spec=spec, train=spec.load("train"), ipc=ipc, seed=seed, device="cpu", scratch=tmp_path / "s",
+                      shared=tmp_path / "shared")
 
 
 def png_bytes_of(path):

@@ -6,7 +6,8 @@ Per class (one unit of work each, so runs resume and shard by class):
 2. map them to noise: deterministic DDIM inversion to grid point ``inversion_steps`` of the
    ``num_inference_steps`` grid (``mapping=ddim``), or DDPM forward noising to the same level
    (``mapping=ddpm``, Table 3's ablation);
-3. fit a diagonal Gaussian (float64 streaming mean and unbiased variance), checkpointed per class;
+3. fit a diagonal Gaussian (float64 streaming mean and unbiased variance), kept per class and shared by
+   the root's runs that differ only in IPC or sampling options;
 4. pick IPC latents by group sampling over ``m`` candidates (or one random group, ``sampling=random``);
 5. DDIM-sample them back to t = 0 with the class label and classifier-free guidance, decode, resize.
 
@@ -104,7 +105,7 @@ class D3HR(Distiller):
         return {"backbone": weights_fingerprint(find_backbone(spec.name, self._backbone_option()))}
 
     def setup(self, ctx) -> None:
-        from distillbench_d3hr.backbone import Backbone, find_backbone
+        from distillbench_d3hr.backbone import Backbone, find_backbone, weights_fingerprint
         from distillbench_d3hr.inversion import ddim_grid
         opts = self.options
         self.stored = None
@@ -114,12 +115,28 @@ class D3HR(Distiller):
             self.stored = read_stats(opts.stats)
         self.backbone = Backbone.load(find_backbone(ctx.spec.name, backbone_path), ctx.device, opts.amp)
         self.backbone.check(ctx.spec, ctx.train.num_classes, explicit=backbone_path is not None)
+        self.backbone_fingerprint = weights_fingerprint(self.backbone.path)
         grid = ddim_grid(opts.num_inference_steps)
         stop = opts.inversion_steps - 1
         self.inversion_path = grid[: stop + 1]
         self.sampling_path = grid[: stop + 1 + opts.sampling_offset][::-1]
         if self.stored is not None:
             self._check_stored(ctx)
+        self.stats_dir = self._stats_dir(ctx)
+
+    def _stats_dir(self, ctx) -> Path:
+        """Where each class's statistics are kept, under a hash of everything they depend on: shared by the
+        runs of one root that map the same data with the same backbone, mapping options and seed, so that
+        a matrix over IPC 1, 10 and 50 maps the training set once (IPC and the sampling options do not
+        change the statistics)."""
+        import torch
+        from distillbench.checksum import json_digest
+        opts = self.options
+        inputs = {"train": ctx.train.fingerprint(), "backbone": self.backbone_fingerprint,
+                  "inversion_path": self.inversion_path, "mapping": opts.mapping, "guidance": opts.guidance,
+                  "invert_guided": opts.invert_guided, "encode": opts.encode, "batch_size": opts.batch_size,
+                  "amp": opts.amp, "seed": ctx.seed, "device": torch.device(ctx.device).type}
+        return ctx.shared / "d3hr-stats" / json_digest(inputs)[:16]
 
     def _check_stored(self, ctx) -> None:
         header = self.stored[0]
@@ -132,10 +149,9 @@ class D3HR(Distiller):
 
     def header(self, ctx) -> dict:
         """What a statistics file must say to regenerate a set from it."""
-        from distillbench_d3hr.backbone import weights_fingerprint
         opts = self.options
         return {"dataset": ctx.spec.name, "class_names": ctx.train.class_names, "backbone": str(self.backbone.path),
-                "backbone_fingerprint": weights_fingerprint(self.backbone.path),
+                "backbone_fingerprint": self.backbone_fingerprint,
                 "latent_shape": list(self.backbone.latent_shape),
                 "inversion_path": self.inversion_path, "mapping": opts.mapping, "guidance": opts.guidance,
                 "invert_guided": opts.invert_guided, "encode": opts.encode, "seed": ctx.seed,
@@ -168,16 +184,18 @@ class D3HR(Distiller):
                                       lambda chunks: ctx.progress(chunks, desc=f"generating class {label}"))
 
     def class_stats(self, label: int, ctx):
-        """(mean, variance) of the class's mapped latents: stored, checkpointed, or computed now."""
+        """(mean, variance) of the class's mapped latents: stored, checkpointed, or computed now (while
+        holding a lock, so that concurrent runs map each class once)."""
         import torch
         from safetensors.torch import load_file, save
         if self.stored is not None:
             return self.stored[1][label], self.stored[2][label]
-        checkpoint = ctx.scratch / "stats" / f"class-{label:05d}.safetensors"
-        if not checkpoint.is_file():
-            moments = self.map_class(label, ctx)
-            atomic.write_bytes(checkpoint, save({"mean": moments.mean, "variance": moments.variance,
-                                                 "count": torch.tensor([moments.count])}))
+        checkpoint = self.stats_dir / f"class-{label:05d}.safetensors"
+        with atomic.exclusive(checkpoint.with_suffix(".lock")):
+            if not checkpoint.is_file():
+                moments = self.map_class(label, ctx)
+                atomic.write_bytes(checkpoint, save({"mean": moments.mean, "variance": moments.variance,
+                                                     "count": torch.tensor([moments.count])}))
         tensors = load_file(str(checkpoint))
         return tensors["mean"], tensors["variance"]
 
@@ -228,7 +246,7 @@ class D3HR(Distiller):
         stats = [self.class_stats(c, ctx) for c in range(ctx.train.num_classes)]
         means, variances = torch.stack([m for m, _ in stats]), torch.stack([v for _, v in stats])
         counts = self.stored[3] if self.stored is not None else [
-            int(_load_count(ctx.scratch / "stats" / f"class-{c:05d}.safetensors")) for c in range(len(stats))]
+            int(_load_count(self.stats_dir / f"class-{c:05d}.safetensors")) for c in range(len(stats))]
         write_stats(folder / STATS_FILE, means, variances, counts, self.header(ctx))
         selections = {p.stem: json.loads(p.read_text()) for p in sorted((ctx.scratch / "selection").glob("*.json"))}
         return {"d3hr_selection": selections}
