@@ -104,8 +104,12 @@ def test_training_interrupted_mid_way_resumes_to_the_same_weights(tmp_path, monk
     monkeypatch.setattr(training, "check_loss", crash_in_epoch_four)
     with pytest.raises(KeyboardInterrupt):
         train_conv3(training.Checkpoint(path, every_seconds=0))
-    assert torch.load(path, weights_only=True)["next_epoch"] == 3
+    state = torch.load(path, weights_only=True)
+    assert state["next_epoch"] == 3
     monkeypatch.setattr(training, "check_loss", check_loss)
+    torch.save({**state, "device": "cuda"}, tmp_path / "elsewhere.pt")
+    _, afresh = train_conv3(training.Checkpoint(tmp_path / "elsewhere.pt", every_seconds=0))
+    assert afresh["resumed_at_epochs"] == [] and afresh["final_acc"] == expected["final_acc"]
     resumed, result = train_conv3(training.Checkpoint(path, every_seconds=0))
     assert result["resumed_at_epochs"] == [3] and expected["resumed_at_epochs"] == []
     for key in ("final_acc", "best_acc", "best_epoch", "evaluated_epochs"):

@@ -169,10 +169,14 @@ class Checkpoint:
         self.last_saved = time.perf_counter()
 
     def load(self, model, optimizer, batches: BatchMaker) -> Optional[dict]:
-        """The saved state applied to ``model``, ``optimizer`` and ``batches``; None when there is none."""
+        """The saved state applied to ``model``, ``optimizer`` and ``batches``; None when there is none, or when
+        it was saved on another kind of device (whose random generators this one cannot continue)."""
         if not self.path.is_file():
             return None
         state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state.get("device") != batches.images.device.type:
+            tqdm.write(f"not resuming from {self.path}: it was saved on {state.get('device')}", file=sys.stderr)
+            return None
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         batches.generator.set_state(state["batch_generator"])
@@ -192,8 +196,8 @@ class Checkpoint:
                      "batch_generator": batches.generator.get_state(), "batch_rng": batches.rng.getstate(),
                      "torch_rng": torch.get_rng_state(),
                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                     "next_epoch": next_epoch, "evaluations": evaluations, "seconds": seconds,
-                     "resumed_at": resumed_at}
+                     "device": batches.images.device.type, "next_epoch": next_epoch, "evaluations": evaluations,
+                     "seconds": seconds, "resumed_at": resumed_at}
             buffer = io.BytesIO()
             torch.save(state, buffer)
             atomic.write_bytes(self.path, buffer.getvalue())
