@@ -48,13 +48,14 @@ class DataSource:
 
 
 class ImageSet:
-    """Labelled images of one split.  Subclasses implement ``load`` and ``fingerprint``."""
+    """Labelled images of one split.  Subclasses implement ``load`` and ``compute_fingerprint``."""
 
     def __init__(self, targets, class_names, skipped=()):
         import torch
         self.targets = torch.as_tensor(targets, dtype=torch.long)
         self.class_names = list(class_names)
         self.skipped = list(skipped)  # files left out because they could not be decoded
+        self._fingerprint = None
 
     @property
     def num_classes(self) -> int:
@@ -76,7 +77,14 @@ class ImageSet:
         raise NotImplementedError
 
     def fingerprint(self) -> str:
-        """A checksum that identifies the input data, stored with every result."""
+        """A checksum that identifies the input data, stored with every result.  Computed once per set: the
+        run id, a method's caches and the manifest all ask for it, and for a folder of a million images
+        it costs a stat of every file."""
+        if self._fingerprint is None:
+            self._fingerprint = self.compute_fingerprint()
+        return self._fingerprint
+
+    def compute_fingerprint(self) -> str:
         raise NotImplementedError
 
     def without_unreadable(self) -> "ImageSet":
@@ -94,7 +102,7 @@ class TensorImageSet(ImageSet):
     def load(self, indices):
         return self.images[indices]
 
-    def fingerprint(self) -> str:
+    def compute_fingerprint(self) -> str:
         digest = hashlib.sha256(self.images.contiguous().numpy().tobytes())
         digest.update(self.targets.numpy().tobytes())
         return "sha256:" + digest.hexdigest()
@@ -113,7 +121,7 @@ class FileImageSet(ImageSet):
         import torch
         return torch.stack([read_image(self.paths[i], self.image_size) for i in indices.tolist()])
 
-    def fingerprint(self) -> str:
+    def compute_fingerprint(self) -> str:
         digest = hashlib.sha256()
         for path, target in zip(self.paths, self.targets.tolist()):
             digest.update(f"{path.relative_to(self.root)}\t{path.stat().st_size}\t{target}\n".encode())

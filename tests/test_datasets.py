@@ -118,7 +118,11 @@ def test_imagefolder_layouts(tmp_path, name, subdir, size):
     train = load(name, "train", tmp_path)
     assert train.class_names == ["a_cls", "b_cls"]
     assert train.load(torch.tensor([0])).shape == (1, 3, size, size)
-    assert train.fingerprint().startswith("sha256-listing:")
+    fingerprint = train.fingerprint()
+    assert fingerprint.startswith("sha256-listing:")
+    _jpeg(root / "train" / "a_cls" / "0.png", 200, size=(90, 90))  # another file size: a fresh listing differs
+    assert train.fingerprint() == fingerprint  # computed once per set (it stats every file)
+    assert load(name, "train", tmp_path).fingerprint() != fingerprint
 
 
 def test_unreadable_image_names_the_file(tmp_path):

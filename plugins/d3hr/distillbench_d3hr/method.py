@@ -73,7 +73,7 @@ class StatsOnly(ImageSet):
         super().__init__([], header["class_names"])
         self.checksum = checksum
 
-    def fingerprint(self) -> str:
+    def compute_fingerprint(self) -> str:
         return self.checksum
 
 
