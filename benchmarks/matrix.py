@@ -56,7 +56,7 @@ def main():
             evaluation = [a for s in students for a in ("--student", s)] + [a for s in args.set for a in ("--set", s)]
             cli("run", "--method", method, "--dataset", args.dataset, "--ipc", ipc, *options, *data, "--evaluate",
                 "--protocol", args.protocol, "--repeats", args.repeats, *evaluation, "--root", args.root)
-    cli("compare", "--dataset", args.dataset, "--root", args.root, "--plot",
+    cli("compare", "--dataset", args.dataset, "--protocol", args.protocol, "--root", args.root, "--plot",
         Path(args.root) / f"{args.dataset}-{args.protocol}.png")
 
 

@@ -181,20 +181,22 @@ def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, ov
 
 @cli.command()
 @click.option("--dataset", help="Only this dataset.")
+@click.option("--protocol", help="Only this evaluation protocol.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown",
               show_default=True)
 @click.option("--metric", type=click.Choice(["final", "best"]), default="final", show_default=True,
               help="Final-epoch accuracy, or the best periodic one (selected on the test set).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write accuracy vs IPC as PNG.")
 @root_option
-def compare(dataset, fmt, metric, plot, root):
+def compare(dataset, protocol, fmt, metric, plot, root):
     """Paper-style table of stored evaluations: student x IPC rows, method columns."""
     from distillbench import tables
     from distillbench.store import Store
-    df = Store(root).evaluations(dataset)
+    df = Store(root).evaluations(dataset, protocol)
     if df.empty:
         raise UsageError(f"no evaluations stored under {root}"
                          + (f" for dataset '{dataset}'" if dataset else "")
+                         + (f" under protocol '{protocol}'" if protocol else "")
                          + "; run `distillbench run ... --evaluate` or `distillbench evaluate RUN` first")
     click.echo(tables.render(df, fmt, f"{metric}_acc"))
     if plot:

@@ -68,18 +68,18 @@ class Store:
                              (identity,)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def evaluations(self, dataset=None):
-        """Evaluation rows as a pandas DataFrame (optionally of one dataset), the latest of each identity,
-        with the resolved method options and model checksums of their run (empty dicts for sets that were not
-        distilled here)."""
+    def evaluations(self, dataset=None, protocol=None):
+        """Evaluation rows as a pandas DataFrame (optionally of one dataset and one protocol), the latest of
+        each identity, with the resolved method options and model checksums of their run (empty dicts for sets
+        that were not distilled here)."""
         import pandas as pd
         columns = ", ".join(f"e.{c}" for c in EVALUATION_COLUMNS)
         query = f"SELECT {columns}, r.manifest FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id"
-        params = ()
-        if dataset:
-            query, params = query + " WHERE e.dataset = ?", (dataset,)
+        filters = {column: value for column, value in (("dataset", dataset), ("protocol", protocol)) if value}
+        if filters:
+            query += " WHERE " + " AND ".join(f"e.{column} = ?" for column in filters)
         with self._connect() as db:
-            rows = db.execute(query + " ORDER BY e.id", params).fetchall()
+            rows = db.execute(query + " ORDER BY e.id", tuple(filters.values())).fetchall()
         df = pd.DataFrame([row[:-1] for row in rows], columns=list(EVALUATION_COLUMNS))
         manifests = [json.loads(row[-1]) if row[-1] else {} for row in rows]
         df["options"] = [m.get("options", {}) for m in manifests]

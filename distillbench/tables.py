@@ -94,21 +94,28 @@ def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
     return text
 
 
+def panels(df, metric: str = "final_acc") -> dict:
+    """The plot's panels: {title: summary rows}, one panel per student (and per dataset and protocol when
+    several are present), so that a line never joins accuracies measured under different protocols."""
+    stats = summary(with_variants(df), metric)
+    keys = [k for k in _row_keys(df) if k != "ipc"]
+    return {" / ".join(map(str, key)): rows for key, rows in stats.groupby(keys)}
+
+
 def plot(df, path: Path, metric: str = "final_acc") -> Path:
-    """Accuracy vs IPC, one line per method, one panel per student, written as PNG."""
+    """Accuracy vs IPC, one line per method in each of the :func:`panels`, written as PNG."""
     import io
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    stats = summary(with_variants(df), metric)
-    students = sorted(stats["student"].unique())
-    fig, axes = plt.subplots(1, len(students), figsize=(4.5 * len(students), 3.6), squeeze=False)
-    for ax, student in zip(axes[0], students):
-        for method, rows in stats[stats["student"] == student].groupby("method"):
+    curves = panels(df, metric)
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
+    for ax, (title, stats) in zip(axes[0], curves.items()):
+        for method, rows in stats.groupby("method"):
             rows = rows.sort_values("ipc")
             ax.errorbar(rows["ipc"], rows["mean"], yerr=rows["std"], marker="o", capsize=3, label=method)
-        ax.set(title=student, xlabel="images per class", ylabel="accuracy (%)", xscale="log")
+        ax.set(title=title, xlabel="images per class", ylabel="accuracy (%)", xscale="log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()

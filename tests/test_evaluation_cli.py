@@ -60,6 +60,8 @@ def test_run_evaluate_compare_with_ddranking(model_cache, root):
     ranking = table.output.split("DD-Ranking")[1]
     assert "| imagefolder" in ranking and "LRS" in ranking
     assert (root / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    one = invoke("compare", "--dataset", "digits", "--protocol", "hard-label", "--root", root)
+    assert one.exit_code == 0 and "| protocol" not in one.output and " ± " in one.output, one.output
 
 
 def test_user_supplied_teacher_formats(model_cache, tmp_path, root):

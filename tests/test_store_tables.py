@@ -90,3 +90,17 @@ def test_runs_made_with_other_models_are_kept_apart(tmp_path):
 
 def test_default_options_keep_the_plain_name():
     assert tables.variant("random", {}) == "random"
+
+
+def test_protocols_are_filtered_and_never_share_a_plot_line(tmp_path):
+    store = Store(tmp_path)
+    for row in rows():
+        store.record_evaluation(row)
+        store.record_evaluation({**row, "protocol": "hard-label", "final_acc": row["final_acc"] / 2})
+    assert set(store.evaluations("digits", "hard-label")["protocol"]) == {"hard-label"}
+    assert len(store.evaluations("digits")) == 8
+    curves = tables.panels(store.evaluations("digits"))
+    assert sorted(curves) == ["hard-label / conv3", "rded / conv3"]
+    assert curves["hard-label / conv3"].set_index("method")["mean"].to_dict() == {"d3hr": 36.0, "random": 26.0}
+    assert list(tables.panels(store.evaluations("digits", "rded"))) == ["conv3"]
+    assert tables.plot(store.evaluations("digits"), tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
