@@ -82,7 +82,8 @@ PROTOCOLS = {p.name: p for p in [
              Settings(labels="hard", mix="none", augment="shift", optimizer="sgd", lr=0.1, weight_decay=5e-4,
                       schedule="cosine", epochs=200, batch_size=128, eval_every=10, eval_after=0.0)),
     Protocol("hard-label", 1, "no teacher: cross-entropy on the true labels with mixup (alpha 1), as D3HR's "
-             "validate_hardlabel.py", Settings(labels="hard", mix="mixup", mix_alpha=1.0)),
+             "validate_hardlabel.py, but 300 epochs (that script trains imagewoof for 1000-2000)",
+             Settings(labels="hard", mix="mixup", mix_alpha=1.0)),
 ]}
 
 
