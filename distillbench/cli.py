@@ -192,11 +192,15 @@ def compare(dataset, protocol, fmt, metric, plot, root):
     """Paper-style table of stored evaluations: student x IPC rows, method columns."""
     from distillbench import tables
     from distillbench.store import Store
-    df = Store(root).evaluations(dataset, protocol)
+    store = Store(root)
+    df = store.evaluations(dataset, protocol)
     if df.empty:
+        stored = store.evaluations()
         raise UsageError(f"no evaluations stored under {root}"
                          + (f" for dataset '{dataset}'" if dataset else "")
                          + (f" under protocol '{protocol}'" if protocol else "")
+                         + (f" (stored: {', '.join(sorted(set(stored['dataset'] + ' under ' + stored['protocol'])))})"
+                            if not stored.empty else "")
                          + "; run `distillbench run ... --evaluate` or `distillbench evaluate RUN` first")
     click.echo(tables.render(df, fmt, f"{metric}_acc"))
     if plot:

@@ -62,6 +62,8 @@ def test_run_evaluate_compare_with_ddranking(model_cache, root):
     assert (root / "curve.png").read_bytes()[:4] == b"\x89PNG"
     one = invoke("compare", "--dataset", "digits", "--protocol", "hard-label", "--root", root)
     assert one.exit_code == 0 and "| protocol" not in one.output and " ± " in one.output, one.output
+    none = invoke("compare", "--dataset", "digits", "--protocol", "d3hr-cifar", "--root", root)
+    assert none.exit_code == 2 and "(stored: digits under hard-label, digits under rded" in none.stderr
 
 
 def test_user_supplied_teacher_formats(model_cache, tmp_path, root):
