@@ -7,6 +7,7 @@ over seeds.
 from pathlib import Path
 
 from distillbench import atomic
+from distillbench.distilled import FULL_METHOD
 
 FORMATS = ("markdown", "latex", "csv")
 
@@ -86,7 +87,7 @@ def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
     """The accuracy table, followed by DD-Ranking's HLR/IOR/LRS where their inputs were stored."""
     from distillbench import ddranking
     df = with_variants(df)
-    distilled = df[df["method"] != ddranking.FULL_METHOD]
+    distilled = df[df["method"] != FULL_METHOD]
     text = _format(pivot(distilled, metric).reset_index(), fmt) if not distilled.empty else ""
     ranking = ddranking.table(df, metric)
     if not ranking.empty:
@@ -113,10 +114,13 @@ def plot(df, path: Path, metric: str = "final_acc") -> Path:
     fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
     for ax, (title, stats) in zip(axes[0], curves.items()):
         for method, rows in stats.groupby("method"):
+            if method == FULL_METHOD:  # the whole training set: a reference level, not a point at IPC 0
+                ax.axhline(rows["mean"].mean(), color="gray", linestyle="--", label="whole training set")
+                continue
             rows = rows.sort_values("ipc")
             ax.errorbar(rows["ipc"], rows["mean"], yerr=rows["std"], marker="o", capsize=3, label=method)
         ax.set(title=title, xlabel="images per class", ylabel="accuracy (%)", xscale="log")
-        ipcs = sorted(stats["ipc"].unique())
+        ipcs = sorted(stats.loc[stats["method"] != FULL_METHOD, "ipc"].unique())
         ax.set_xticks(ipcs, labels=[str(ipc) for ipc in ipcs])
         ax.minorticks_off()
         ax.grid(alpha=0.3)

@@ -104,3 +104,16 @@ def test_protocols_are_filtered_and_never_share_a_plot_line(tmp_path):
     assert curves["hard-label / conv3"].set_index("method")["mean"].to_dict() == {"d3hr": 36.0, "random": 26.0}
     assert list(tables.panels(store.evaluations("digits", "rded"))) == ["conv3"]
     assert tables.plot(store.evaluations("digits"), tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_whole_training_set_is_a_reference_line_not_a_point(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure for inspection
+    full = {**rows()[0], "method": "full", "ipc": 0, "final_acc": 0.99}
+    tables.plot(pd.DataFrame(rows() + [full]), tmp_path / "p.png")
+    (ax,) = figures[0].axes
+    assert list(ax.get_xticks()) == [10]
+    assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"] == [99.0]
