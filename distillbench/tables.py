@@ -113,14 +113,15 @@ def plot(df, path: Path, metric: str = "final_acc") -> Path:
     curves = panels(df, metric)
     fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
     for ax, (title, stats) in zip(axes[0], curves.items()):
-        for method, rows in stats.groupby("method"):
-            if method == FULL_METHOD:  # the whole training set: a reference level, not a point at IPC 0
-                ax.axhline(rows["mean"].mean(), color="gray", linestyle="--", label="whole training set")
-                continue
+        is_full = stats["method"] == FULL_METHOD  # the whole training set: a reference level, not a point at IPC 0
+        for mean in stats.loc[is_full, "mean"]:
+            ax.axhline(mean, color="gray", linestyle="--", label="whole training set")
+        distilled = stats[~is_full]
+        for method, rows in distilled.groupby("method"):
             rows = rows.sort_values("ipc")
             ax.errorbar(rows["ipc"], rows["mean"], yerr=rows["std"], marker="o", capsize=3, label=method)
         ax.set(title=title, xlabel="images per class", ylabel="accuracy (%)", xscale="log")
-        ipcs = sorted(stats.loc[stats["method"] != FULL_METHOD, "ipc"].unique())
+        ipcs = sorted(distilled["ipc"].unique())
         ax.set_xticks(ipcs, labels=[str(ipc) for ipc in ipcs])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
