@@ -5,6 +5,7 @@ the first call that needs it, with gloo on CPU and nccl on CUDA.  Ranks may wait
 each other (one rank inverting ImageNet classes while another has finished), so the group's
 timeout is long: ``DISTILLBENCH_DIST_TIMEOUT`` seconds, one day by default.
 """
+import atexit
 import os
 from datetime import timedelta
 
@@ -41,6 +42,9 @@ def init(device: str) -> None:
         return
     timeout = timedelta(seconds=int(os.environ.get("DISTILLBENCH_DIST_TIMEOUT", 86400)))
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timeout)
+    # Left to interpreter finalisation, gloo's worker threads can abort the exit ("terminate called without an
+    # active exception", SIGABRT) after the work is done; torch asks applications to destroy the group first.
+    atexit.register(dist.destroy_process_group)
 
 
 def barrier() -> None:
