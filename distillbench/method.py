@@ -130,7 +130,7 @@ def _check_images(method: Distiller, unit: Unit, images, spec) -> None:
 
 def run_units(method: Distiller, ctx: RunContext, out: Path, manifest_extra: dict) -> DistilledSet:
     """Distil every unit not finished before, this rank's share of them under torchrun, then (rank 0,
-    once all ranks are done) write the manifest and move the set into place."""
+    once all ranks are done) write the manifest, move the set into place and delete the run's scratch."""
     with _exclusive(ctx.scratch / "lock"):
         if not (out / MANIFEST).is_file():
             partial = out.with_name(out.name + ".partial")
@@ -139,6 +139,8 @@ def run_units(method: Distiller, ctx: RunContext, out: Path, manifest_extra: dic
             distributed.barrier()
             if distributed.is_main():
                 _finish(method, ctx, partial, out, units, manifest_extra)
+    if distributed.is_main():
+        shutil.rmtree(ctx.scratch, ignore_errors=True)  # a process still waiting on its lock finds the set
     return DistilledSet.open(out)
 
 

@@ -6,6 +6,7 @@ import torch
 from torchvision.datasets import ImageFolder
 
 from conftest import invoke
+from distillbench import atomic
 from distillbench.builtin.random_method import RandomSubset
 from distillbench.distilled import MANIFEST, DistilledSet
 from distillbench.method import RunContext, run_units
@@ -90,6 +91,30 @@ def test_interrupted_run_is_not_complete_and_resumes_to_same_result(tmp_path):
     assert Counts.calls == 6  # units 0-3 were kept from the interrupted run
     assert png_bytes_of(resumed.path) == png_bytes_of(reference.path)
     assert not out.with_name("out.partial").exists()
+
+
+class KeepsNotes(RandomSubset):
+    """Leaves a note per unit in the run's scratch, as D3HR does with its selections."""
+
+    crash_at = None
+
+    def distill_unit(self, unit, ctx):
+        atomic.write_json(ctx.scratch / "notes" / f"{unit.id}.json", {})
+        if unit.id == self.crash_at:
+            raise KeyboardInterrupt
+        return super().distill_unit(unit, ctx)
+
+
+def test_scratch_is_kept_while_the_run_is_unfinished_and_deleted_once_it_is(tmp_path):
+    class CrashesAfterNotes(KeepsNotes):
+        crash_at = "class-00004"
+
+    scratch, out = tmp_path / "s", tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_units(CrashesAfterNotes(), context(tmp_path), out, {})
+    assert len(list((scratch / "notes").glob("*.json"))) == 5
+    run_units(KeepsNotes(), context(tmp_path), out, {})
+    assert (out / MANIFEST).is_file() and not scratch.exists()
 
 
 def test_wrong_image_shape_from_a_method_is_an_error(tmp_path):
