@@ -96,19 +96,16 @@ def test_interrupted_run_is_not_complete_and_resumes_to_same_result(tmp_path):
 class KeepsNotes(RandomSubset):
     """Leaves a note per unit in the run's scratch, as D3HR does with its selections."""
 
-    crash_at = None
-
     def distill_unit(self, unit, ctx):
         atomic.write_json(ctx.scratch / "notes" / f"{unit.id}.json", {})
-        if unit.id == self.crash_at:
-            raise KeyboardInterrupt
         return super().distill_unit(unit, ctx)
 
 
-def test_scratch_is_kept_while_the_run_is_unfinished_and_deleted_once_it_is(tmp_path):
-    class CrashesAfterNotes(KeepsNotes):
-        crash_at = "class-00004"
+class CrashesAfterNotes(KeepsNotes, Crashes):
+    """Writes its note, then dies where :class:`Crashes` does."""
 
+
+def test_scratch_is_kept_while_the_run_is_unfinished_and_deleted_once_it_is(tmp_path):
     scratch, out = tmp_path / "s", tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         run_units(CrashesAfterNotes(), context(tmp_path), out, {})
