@@ -28,6 +28,11 @@ def root_option(f):
                         help="Where runs, grids and the results store go (env DISTILLBENCH_ROOT).")(f)
 
 
+def seed_option(f):
+    return click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+                        help="Random seed (0 to 2**32-1).")(f)
+
+
 def data_options(f):
     """--data-dir, --download and --skip-bad-images, handed to the command as one ``data`` (a DataSource)."""
     @functools.wraps(f)
@@ -138,7 +143,7 @@ def distil_and_report(cfg):
 @click.option("--method", required=True, help="Registered method (see `distillbench methods`).")
 @click.option("--dataset", default="mnist5k", show_default=True, help="Registered dataset.")
 @click.option("--ipc", type=int, required=True, help="Images per class.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="A method option.")
 @click.option("--evaluate", "do_evaluate", is_flag=True, help="Also evaluate the distilled set.")
@@ -163,7 +168,7 @@ def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teac
 @cli.command(name="evaluate")
 @click.argument("target")
 @click.option("--dataset", help="Dataset of an ImageFolder without manifest (default: the run's).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--device", default="auto", show_default=True)
 @eval_options
 @data_options

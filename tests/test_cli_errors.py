@@ -45,6 +45,8 @@ def test_usage_errors_leave_no_output_behind(root):
 @pytest.mark.parametrize("args,message", [
     (["run", "--ipc", "3"], "Error: Missing option '--method'. (see `distillbench run --help`)"),
     (["run", "--method", "random", "--ipc", "x"], "Error: Invalid value for '--ipc': 'x' is not a valid integer."),
+    (["run", "--method", "random", "--ipc", "1", "--seed", str(2**64)],
+     "Error: Invalid value for '--seed': 18446744073709551616 is not in the range 0<=x<=4294967295."),
     (["no-such-command"], "Error: No such command 'no-such-command'."),
     (["run", "--method", "nope", "--ipc", "1"], "Error: unknown method 'nope'; choose one of:"),
 ])

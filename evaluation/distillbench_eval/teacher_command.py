@@ -1,7 +1,7 @@
 """``distillbench train-teacher``: train a teacher on the full training split into the cache."""
 import click
 
-from distillbench.cli import data_options
+from distillbench.cli import data_options, seed_option
 from distillbench.options import parse_pairs
 
 
@@ -55,7 +55,7 @@ def register(cli):
     @click.option("--dataset", default="mnist5k", show_default=True)
     @click.option("--arch", default="conv3", show_default=True, help="Registered model (see `distillbench models`).")
     @click.option("--epochs", type=click.IntRange(min=1), help="Default: the teacher protocol's (200).")
-    @click.option("--seed", type=int, default=0, show_default=True)
+    @seed_option
     @click.option("--device", default="auto", show_default=True)
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a teacher-protocol setting.")
     @click.option("--force", is_flag=True, help="Retrain even if the cache has this teacher.")

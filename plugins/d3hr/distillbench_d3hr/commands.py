@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from distillbench.cli import data_options, root_option
+from distillbench.cli import data_options, root_option, seed_option
 
 
 def train_backbone(dataset, init, overrides, device, force, data):
@@ -87,7 +87,7 @@ def register(cli):
     @click.option("--stats", "stats_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="A D3HR statistics file (stats.safetensors of an earlier run).")
     @click.option("--ipc", type=int, required=True)
-    @click.option("--seed", type=int, default=0, show_default=True)
+    @seed_option
     @click.option("--device", default="auto", show_default=True)
     @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="A d3hr option.")
     @data_options
