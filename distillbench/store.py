@@ -20,25 +20,38 @@ EVALUATION_COLUMNS = ("run_id", "method", "dataset", "ipc", "student", "protocol
 
 
 class Store:
+    """The store under ``root``.  Writing creates it; reading a root that has none finds nothing and leaves
+    nothing behind (so a mistyped ``--root`` does not turn into an empty store)."""
+
     def __init__(self, root: Path):
         self.path = Path(root) / "results.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
-            if "identity" not in {row[1] for row in db.execute("PRAGMA table_info(evaluations)")}:
-                db.execute("ALTER TABLE evaluations ADD COLUMN identity TEXT")  # stores from before it existed
-            db.execute("CREATE INDEX IF NOT EXISTS evaluations_identity ON evaluations (identity)")
+        self._prepared = False
 
     @contextmanager
-    def _connect(self):
-        db = sqlite3.connect(self.path, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=60000")
+    def _connect(self, write: bool = True):
+        if not write and not self.path.exists():
+            db = sqlite3.connect(":memory:")
+            self._prepare(db)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=60)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=60000")
+            if not self._prepared:
+                self._prepare(db)
+                self._prepared = True
         try:
             with db:
                 yield db
         finally:
             db.close()
+
+    @staticmethod
+    def _prepare(db) -> None:
+        db.executescript(SCHEMA)
+        if "identity" not in {row[1] for row in db.execute("PRAGMA table_info(evaluations)")}:
+            db.execute("ALTER TABLE evaluations ADD COLUMN identity TEXT")  # stores from before it existed
+        db.execute("CREATE INDEX IF NOT EXISTS evaluations_identity ON evaluations (identity)")
 
     def record_run(self, run_id: str, path: Path, manifest: dict) -> None:
         with self._connect() as db:
@@ -47,12 +60,12 @@ class Store:
                         str(path), json.dumps(manifest, sort_keys=True), time.time()))
 
     def run(self, run_id: str):
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             row = db.execute("SELECT path, manifest FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else (Path(row[0]), json.loads(row[1]))
 
     def run_ids(self) -> list[str]:
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             return [r[0] for r in db.execute("SELECT run_id FROM runs ORDER BY created")]
 
     def record_evaluation(self, record: dict) -> None:
@@ -63,7 +76,7 @@ class Store:
 
     def recorded_evaluation(self, identity: str):
         """The latest record with this identity (see :func:`distillbench.evaluator.identity`), or None."""
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             row = db.execute("SELECT record FROM evaluations WHERE identity = ? ORDER BY id DESC LIMIT 1",
                              (identity,)).fetchone()
         return None if row is None else json.loads(row[0])
@@ -78,7 +91,7 @@ class Store:
         filters = {column: value for column, value in (("dataset", dataset), ("protocol", protocol)) if value}
         if filters:
             query += " WHERE " + " AND ".join(f"e.{column} = ?" for column in filters)
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             rows = db.execute(query + " ORDER BY e.id", tuple(filters.values())).fetchall()
         df = pd.DataFrame([row[:-1] for row in rows], columns=list(EVALUATION_COLUMNS))
         manifests = [json.loads(row[-1]) if row[-1] else {} for row in rows]

@@ -25,6 +25,14 @@ def test_store_round_trip_and_filter(tmp_path):
     assert store.run("r1")[1]["method"] == "random" and store.run_ids() == ["r1"]
 
 
+def test_reading_a_root_without_a_store_finds_nothing_and_creates_nothing(tmp_path):
+    store = Store(tmp_path / "typo")
+    assert store.evaluations().empty and store.run_ids() == [] and store.run("r1") is None
+    assert store.recorded_evaluation("a") is None and not (tmp_path / "typo").exists()
+    store.record_run("r1", tmp_path, {"method": "random", "dataset": "digits", "ipc": 1, "seed": 0})
+    assert store.run_ids() == ["r1"]
+
+
 def test_the_latest_record_of_an_identity_counts_once(tmp_path):
     store = Store(tmp_path)
     first, second = rows()[:2]
