@@ -5,6 +5,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from distillbench.errors import DistillbenchError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, method TEXT NOT NULL, dataset TEXT NOT NULL, ipc INTEGER NOT NULL,
@@ -33,18 +35,27 @@ class Store:
             db = sqlite3.connect(":memory:")
             self._prepare(db)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=60)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=60000")
-            if not self._prepared:
-                self._prepare(db)
-                self._prepared = True
+            db = self._open()
         try:
             with db:
                 yield db
         finally:
             db.close()
+
+    def _open(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=60)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=60000")
+            if not self._prepared:
+                self._prepare(db)
+                self._prepared = True
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise DistillbenchError(f"the results store {self.path} cannot be opened ({exc}); move it aside and "
+                                    "run again (a new store is started; distilled sets under runs/ are kept)")
+        return db
 
     @staticmethod
     def _prepare(db) -> None:

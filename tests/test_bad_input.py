@@ -207,6 +207,16 @@ def test_truncated_teacher_checkpoint_fails_cleanly(cut, model_cache, populated_
                          populated_root, capsys)
 
 
+@pytest.mark.parametrize("cut", [1, 2])  # SQLite itself opens the other two cuts: empty, one byte short
+def test_a_damaged_results_store_is_named_with_the_fix(cut, populated_root, capsys, tmp_path):
+    store = truncated_copy(populated_root / "results.sqlite", cut, tmp_path / "results.sqlite")
+    for args in (["compare"], ["show"], ["run", "--method", "random", "--dataset", "digits", "--ipc", "1"]):
+        code, _, err = run_main([*args, "--root", tmp_path], capsys)
+        assert code == 1 and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith(f"Error: the results store {store} cannot be opened"), err
+        assert "move it aside" in err
+
+
 @pytest.fixture(scope="module")
 def stats_file(model_cache, tmp_path_factory):
     root = tmp_path_factory.mktemp("d3hr")
