@@ -12,7 +12,8 @@ from distillbench.plugins import get_plugins, registry
 
 
 class Group(click.Group):
-    """Turns DistillbenchError into one line on stderr and its exit code (2 for usage errors)."""
+    """Turns DistillbenchError into one line on stderr and its exit code (2 for usage errors), and so a
+    file system refusal (a path through a file, a full disk, no permission) too."""
 
     def invoke(self, ctx):
         try:
@@ -20,6 +21,11 @@ class Group(click.Group):
         except DistillbenchError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"Error: {where}{exc.strerror or exc}; check the path, its permissions and the free disk "
+                       "space", err=True)
+            ctx.exit(1)
 
 
 def root_option(f):

@@ -55,3 +55,12 @@ def test_flag_errors_are_one_line_too(args, message, tmp_path):
     proc = run_subprocess(*args, "--root", tmp_path) if args[0] == "run" else run_subprocess(*args)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith(message) and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_path_the_file_system_refuses_is_one_line_naming_it(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = invoke("run", "--method", "random", "--ipc", "1", "--dataset", "digits", "--root", blocker / "sub")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {blocker / 'sub'}") and "Not a directory; check the path" in last
