@@ -238,9 +238,10 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
         if show_progress and distributed.is_main():
             tqdm.write(f"{name}: resuming at epoch {start + 1} of {epochs} from {checkpoint.path}", file=sys.stderr)
     trained = data_parallel(model, device)
-    bar = tqdm(range(start, epochs), desc=name, leave=False, dynamic_ncols=True, initial=start, total=epochs,
-               disable=not (show_progress and distributed.is_main()))
-    for epoch in bar:
+    per_epoch = math.ceil(len(train[0]) / batch_size)
+    bar = tqdm(desc=name, unit="batch", total=epochs * per_epoch, initial=start * per_epoch, leave=False,
+               dynamic_ncols=True, disable=not (show_progress and distributed.is_main()))
+    for epoch in range(start, epochs):
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(settings.schedule, epoch, epochs)
         model.train()
@@ -255,14 +256,17 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
             optimizer.step()
             total += loss.detach()
             steps += 1
+            bar.update()
         check_loss(total.item(), name, epoch)
         last = epoch == epochs - 1
         if last or ((epoch + 1) % settings.eval_every == 0 and epoch >= settings.eval_after * epochs):
             evaluations[epoch + 1] = accuracy(model, *test, normalize, device)
-        bar.set_postfix(loss=f"{total.item() / steps:.3f}", acc=f"{evaluations.get(epoch + 1, float('nan')):.3f}")
+        bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{total.item() / steps:.3f}",
+                        **({"acc": f"{evaluations[max(evaluations)]:.3f}"} if evaluations else {}))
         if checkpoint and checkpoint.save_due(last):
             checkpoint.save(model, optimizer, batches, next_epoch=epoch + 1, evaluations=evaluations,
                             seconds=earlier_seconds + time.perf_counter() - start_time, resumed_at=resumed_at)
+    bar.close()
     best_epoch = max(evaluations, key=evaluations.get)
     return {"final_acc": evaluations[epochs], "best_acc": evaluations[best_epoch], "best_epoch": best_epoch,
             "evaluated_epochs": sorted(evaluations), "best_selects_on_test_set": True,
