@@ -18,7 +18,9 @@ from pathlib import Path
 
 def cli(*args):
     print("+ distillbench", " ".join(map(str, args)), flush=True)
-    subprocess.run([sys.executable, "-m", "distillbench", *map(str, args)], check=True)
+    code = subprocess.run([sys.executable, "-m", "distillbench", *map(str, args)]).returncode
+    if code:
+        sys.exit(code)  # the command has said why on stderr; what it finished is kept for the re-run
 
 
 def expand(option: str) -> str:
