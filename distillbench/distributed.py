@@ -7,7 +7,9 @@ timeout is long: ``DISTILLBENCH_DIST_TIMEOUT`` seconds, one day by default.
 """
 import atexit
 import os
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
+from pathlib import Path
 
 
 def rank() -> int:
@@ -51,6 +53,18 @@ def barrier() -> None:
     if active():
         import torch.distributed as dist
         dist.barrier()
+
+
+@contextmanager
+def exclusive(lock: Path):
+    """One process, or one torchrun job through its rank 0, holds ``lock`` for the block; another waits
+    (see :func:`distillbench.atomic.exclusive`).  The closing barrier keeps every rank in until rank 0
+    is done."""
+    from distillbench import atomic
+    with atomic.exclusive(lock) if is_main() else nullcontext():
+        barrier()
+        yield
+        barrier()
 
 
 def backend() -> str | None:

@@ -16,7 +16,6 @@ import hashlib
 import os
 import shutil
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -131,7 +130,7 @@ def _check_images(method: Distiller, unit: Unit, images, spec) -> None:
 def run_units(method: Distiller, ctx: RunContext, out: Path, manifest_extra: dict) -> DistilledSet:
     """Distil every unit not finished before, this rank's share of them under torchrun, then (rank 0,
     once all ranks are done) write the manifest, move the set into place and delete the run's scratch."""
-    with _exclusive(ctx.scratch / "lock"):
+    with distributed.exclusive(ctx.scratch / "lock"):
         if not (out / MANIFEST).is_file():
             partial = out.with_name(out.name + ".partial")
             units = method.units(ctx.train.num_classes, ctx.ipc)
@@ -142,16 +141,6 @@ def run_units(method: Distiller, ctx: RunContext, out: Path, manifest_extra: dic
     if distributed.is_main():
         shutil.rmtree(ctx.scratch, ignore_errors=True)  # a process still waiting on its lock finds the set
     return DistilledSet.open(out)
-
-
-@contextmanager
-def _exclusive(lock: Path):
-    """One process (or one torchrun job, through its rank 0) works on a run at a time; a second one
-    waits, then finds the finished set.  The closing barrier keeps every rank in until rank 0 is done."""
-    with atomic.exclusive(lock) if distributed.is_main() else nullcontext():
-        distributed.barrier()
-        yield
-        distributed.barrier()
 
 
 def _distil_units(method: Distiller, ctx: RunContext, partial: Path, units: list[Unit]) -> None:

@@ -2,6 +2,7 @@
 to the uninterrupted result, and processes writing to one root at the same time all land their records."""
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -61,7 +62,7 @@ def test_sigkill_mid_class_then_resume_ends_byte_identical(model_cache, tmp_path
 
 
 def test_concurrent_runs_on_one_root_all_land(tmp_path):
-    evaluate = ["--evaluate", "--protocol", "hard-label", "--set", "epochs=2", "--repeats", "1"]
+    evaluate = ["--evaluate", "--protocol", "hard-label", "--set", "epochs=40", "--repeats", "1"]
     runs = [["run", "--method", "random", "--dataset", "digits", "--ipc", "3", "--seed", seed, *evaluate,
              "--root", tmp_path] for seed in (0, 1, 0)]  # the third repeats the first, at the same time
     procs = [start(*args, env={}) for args in runs]
@@ -72,6 +73,9 @@ def test_concurrent_runs_on_one_root_all_land(tmp_path):
     assert len(store.run_ids()) == 2
     evaluations = store.evaluations("digits")
     assert evaluations["run_id"].value_counts().tolist() == [1, 1]  # the repeat's evaluation is the same one
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM evaluations").fetchone() == (2,)  # and it was trained once
+    assert not list((tmp_path / "scratch").rglob("*.lock"))  # the locks went with their sets and records
 
 
 def train_conv3(checkpoint=None):

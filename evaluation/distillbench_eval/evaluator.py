@@ -1,10 +1,11 @@
 """The ``students`` evaluator's work: train students on a set under a protocol, report test accuracy."""
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from distillbench import atomic
+from distillbench import atomic, distributed
 from distillbench.errors import UsageError
 from distillbench.evaluator import identity
 from distillbench.method import derive_seed
@@ -72,7 +73,26 @@ def checkpoint_for(request, record_id: str):
     """Where the training of the record ``record_id`` keeps its state until the record is stored."""
     if request.checkpoints is None:
         return None
-    return Checkpoint(Path(request.checkpoints) / f"{record_id.split(':')[-1][:32]}.pt")
+    return Checkpoint(_scratch(request, record_id, ".pt"))
+
+
+@contextmanager
+def seed_held(request, record_id: str):
+    """Held while a seed is looked up, trained and recorded: a second process sharing the root waits for
+    it, then finds the record, instead of training the same seed again.  The lock file goes with the
+    record; a crash leaves it for the next holder (the kernel has dropped the lock)."""
+    if request.checkpoints is None:
+        yield
+        return
+    lock = _scratch(request, record_id, ".lock")
+    with distributed.exclusive(lock):
+        yield
+        if distributed.is_main():
+            lock.unlink(missing_ok=True)
+
+
+def _scratch(request, record_id: str, suffix: str) -> Path:
+    return Path(request.checkpoints) / f"{record_id.split(':')[-1][:32]}{suffix}"
 
 
 def evaluate_students(distilled, request, on_result) -> list[dict]:
@@ -98,20 +118,21 @@ def evaluate_students(distilled, request, on_result) -> list[dict]:
                       "lr": lr, "distilled_checksum": checksum, "test_fingerprint": test_fingerprint}
             record_id = identity({"evaluator": StudentsEvaluator.name, "run_id": distilled.manifest.get("run_id"),
                                   "method": distilled.manifest["method"], **inputs})
-            earlier = request.recorded(record_id)
-            if earlier is not None:
-                results.append(earlier)
-                continue
-            torch.manual_seed(seed)
-            model = model_spec.build(num_classes, spec.image_size)
-            checkpoint = checkpoint_for(request, record_id)
-            result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
-                                 normalize=normalize, device=device, seed=seed, teacher=teacher,
-                                 stored_probs=stored, name=f"{student} seed {repeat}", checkpoint=checkpoint)
-            record = {**inputs, "identity": record_id, "device": device,
-                      "skipped_test_images": len(test_split.skipped), **result}
-            on_result(record)
-            if checkpoint is not None:
-                checkpoint.path.unlink(missing_ok=True)
-            results.append(record)
+            with seed_held(request, record_id):
+                earlier = request.recorded(record_id)
+                if earlier is not None:
+                    results.append(earlier)
+                    continue
+                torch.manual_seed(seed)
+                model = model_spec.build(num_classes, spec.image_size)
+                checkpoint = checkpoint_for(request, record_id)
+                result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
+                                     normalize=normalize, device=device, seed=seed, teacher=teacher,
+                                     stored_probs=stored, name=f"{student} seed {repeat}", checkpoint=checkpoint)
+                record = {**inputs, "identity": record_id, "device": device,
+                          "skipped_test_images": len(test_split.skipped), **result}
+                on_result(record)
+                if checkpoint is not None:
+                    checkpoint.path.unlink(missing_ok=True)
+                results.append(record)
     return results
