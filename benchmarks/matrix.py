@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 
-def cli(*args):
-    print("+ distillbench", " ".join(map(str, args)), flush=True)
+def cli(step: str, *args):
+    print(f"+ [{step}] distillbench", " ".join(map(str, args)), flush=True)
     code = subprocess.run([sys.executable, "-m", "distillbench", *map(str, args)]).returncode
     if code:
         sys.exit(code)  # the command has said why on stderr; what it finished is kept for the re-run
@@ -32,6 +32,12 @@ def expand(option: str) -> str:
 
 
 def main():
+    commands = matrix(parser().parse_args())
+    for step, command in enumerate(commands, 1):
+        cli(f"{step}/{len(commands)}", *command)
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist5k")
     parser.add_argument("--data-dir")
@@ -44,22 +50,26 @@ def main():
     parser.add_argument("--root", default="distillbench-runs")
     parser.add_argument("--set", action="append", default=[], help="protocol override, e.g. epochs=100")
     parser.add_argument("--method-option", action="append", default=[], metavar="METHOD:KEY=VALUE")
-    args = parser.parse_args()
+    return parser
+
+
+def matrix(args) -> list[list]:
+    """The command lines, in order: teachers, then every method x IPC run with its evaluation, then compare."""
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     students = args.students.split(",")
-    for student in students:
-        cli("train-teacher", "--dataset", args.dataset, "--arch", student, "--epochs", args.teacher_epochs, *data)
+    commands = [["train-teacher", "--dataset", args.dataset, "--arch", student, "--epochs", args.teacher_epochs,
+                 *data] for student in students]
+    evaluation = [a for s in students for a in ("--student", s)] + [a for s in args.set for a in ("--set", s)]
     for method in args.methods.split(","):
         options = [a for spec in args.method_option if spec.split(":", 1)[0] == method
                    for a in ("--option", expand(spec.split(":", 1)[1]))]
         if method in ("sre2l", "rded"):
             options += ["--option", f"teacher_arch={students[0]}"]
-        for ipc in args.ipc.split(","):
-            evaluation = [a for s in students for a in ("--student", s)] + [a for s in args.set for a in ("--set", s)]
-            cli("run", "--method", method, "--dataset", args.dataset, "--ipc", ipc, *options, *data, "--evaluate",
-                "--protocol", args.protocol, "--repeats", args.repeats, *evaluation, "--root", args.root)
-    cli("compare", "--dataset", args.dataset, "--protocol", args.protocol, "--root", args.root, "--plot",
-        Path(args.root) / f"{args.dataset}-{args.protocol}.png")
+        commands += [["run", "--method", method, "--dataset", args.dataset, "--ipc", ipc, *options, *data,
+                      "--evaluate", "--protocol", args.protocol, "--repeats", args.repeats, *evaluation,
+                      "--root", args.root] for ipc in args.ipc.split(",")]
+    return commands + [["compare", "--dataset", args.dataset, "--protocol", args.protocol, "--root", args.root,
+                        "--plot", Path(args.root) / f"{args.dataset}-{args.protocol}.png"]]
 
 
 if __name__ == "__main__":

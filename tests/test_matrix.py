@@ -1,0 +1,40 @@
+"""benchmarks/matrix.py, the one command behind the cross-method table: the commands it runs."""
+import importlib.util
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location("matrix", Path(__file__).parents[1] / "benchmarks" / "matrix.py")
+matrix = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(matrix)
+
+
+def commands(*argv):
+    return [[str(a) for a in command] for command in matrix.matrix(matrix.parser().parse_args(argv))]
+
+
+def option(command, key):
+    return [command[i + 1] for i, a in enumerate(command) if a == "--option" and command[i + 1].startswith(key)]
+
+
+def test_the_default_matrix_is_every_method_ipc_and_student_then_compare():
+    default = commands()
+    assert default[:2] == [["train-teacher", "--dataset", "mnist5k", "--arch", arch, "--epochs", "15"]
+                           for arch in ("conv3", "resnet18_modified")]
+    runs = default[2:-1]
+    assert [(c[c.index("--method") + 1], c[c.index("--ipc") + 1]) for c in runs] == [
+        (m, ipc) for m in ("random", "d4m", "sre2l", "rded", "d3hr") for ipc in ("1", "10", "50")]
+    for run in runs:
+        assert run[run.index("--protocol") + 1] == "rded" and run[run.index("--repeats") + 1] == "3"
+        assert [run[i + 1] for i, a in enumerate(run) if a == "--student"] == ["conv3", "resnet18_modified"]
+        synthesises_with_a_teacher = run[run.index("--method") + 1] in ("sre2l", "rded")
+        assert option(run, "teacher_arch=") == (["teacher_arch=conv3"] if synthesises_with_a_teacher else [])
+    assert default[-1][0] == "compare" and default[-1][-1].endswith("mnist5k-rded.png")
+
+
+def test_method_options_reach_their_method_only_and_shipped_names_the_plugin_backbone():
+    full = commands("--dataset", "mnist", "--data-dir", "/data", "--method-option", "d3hr:backbone=SHIPPED",
+                    "--ipc", "10")
+    by_method = {c[c.index("--method") + 1]: c for c in full if c[0] == "run"}
+    (backbone,) = option(by_method["d3hr"], "backbone=")
+    assert (Path(backbone.split("=", 1)[1]) / "model_index.json").is_file()
+    assert all(not option(c, "backbone=") for m, c in by_method.items() if m != "d3hr")
+    assert all(c[c.index("--data-dir") + 1] == "/data" for c in full if c[0] != "compare")
