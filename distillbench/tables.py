@@ -104,13 +104,16 @@ def panels(df, metric: str = "final_acc") -> dict:
 
 
 def plot(df, path: Path, metric: str = "final_acc") -> Path:
-    """Accuracy vs IPC, one line per method in each of the :func:`panels`, written as PNG."""
+    """Accuracy vs IPC, one line per method in each of the :func:`panels`, written as PNG.  A method keeps
+    its colour in every panel, and one legend beside the panels names each line once."""
     import io
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     curves = panels(df, metric)
+    methods = sorted({m for stats in curves.values() for m in stats["method"] if m != FULL_METHOD})
+    colours = {method: f"C{i % 10}" for i, method in enumerate(methods)}
     fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
     for ax, (title, stats) in zip(axes[0], curves.items()):
         is_full = stats["method"] == FULL_METHOD  # the whole training set: a reference level, not a point at IPC 0
@@ -119,16 +122,18 @@ def plot(df, path: Path, metric: str = "final_acc") -> Path:
         distilled = stats[~is_full]
         for method, rows in distilled.groupby("method"):
             rows = rows.sort_values("ipc")
-            ax.errorbar(rows["ipc"], rows["mean"], yerr=rows["std"], marker="o", capsize=3, label=method)
+            ax.errorbar(rows["ipc"], rows["mean"], yerr=rows["std"], marker="o", capsize=3, label=method,
+                        color=colours[method])
         ax.set(title=title, xlabel="images per class", ylabel="accuracy (%)", xscale="log")
         ipcs = sorted(distilled["ipc"].unique())
         ax.set_xticks(ipcs, labels=[str(ipc) for ipc in ipcs])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    legend = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(legend.values(), legend.keys(), loc="center left", bbox_to_anchor=(1, 0.5), fontsize="small")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     atomic.write_bytes(Path(path), buffer.getvalue())
     return Path(path)

@@ -125,3 +125,19 @@ def test_the_whole_training_set_is_a_reference_line_not_a_point(tmp_path, monkey
     (ax,) = figures[0].axes
     assert list(ax.get_xticks()) == [10]
     assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"] == [99.0]
+
+
+def test_a_method_keeps_its_colour_across_panels_and_is_named_once(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    two_students = rows() + [{**row, "student": "resnet18_modified"} for row in rows() if row["method"] == "random"]
+    tables.plot(pd.DataFrame(two_students), tmp_path / "p.png")
+    conv3, resnet = figures[0].axes
+    colour = {ax: {c.get_label(): c.lines[0].get_color() for c in ax.containers} for ax in (conv3, resnet)}
+    assert set(colour[resnet]) == {"random"} and colour[resnet]["random"] == colour[conv3]["random"]
+    assert colour[conv3]["d3hr"] != colour[conv3]["random"]
+    (legend,) = figures[0].legends
+    assert [text.get_text() for text in legend.get_texts()] == ["d3hr", "random"]
