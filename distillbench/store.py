@@ -53,8 +53,10 @@ class Store:
                 self._prepared = True
         except sqlite3.DatabaseError as exc:
             db.close()
-            raise DistillbenchError(f"the results store {self.path} cannot be opened ({exc}); move it aside and "
-                                    "run again (a new store is started; distilled sets under runs/ are kept)")
+            fix = ("check its permissions and whether another process holds it"
+                   if isinstance(exc, sqlite3.OperationalError)  # locked, unreadable: the file itself may be fine
+                   else "move it aside and run again (a new store is started; distilled sets under runs/ are kept)")
+            raise DistillbenchError(f"the results store {self.path} cannot be opened ({exc}); {fix}")
         return db
 
     @staticmethod
