@@ -64,3 +64,14 @@ def test_a_path_the_file_system_refuses_is_one_line_naming_it(tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"Error: {blocker / 'sub'}") and "Not a directory; check the path" in last
+
+
+def test_an_imagefolder_set_must_have_a_folder_per_class(tmp_path):
+    from PIL import Image
+    for name in ("a", "b"):
+        (tmp_path / "set" / name).mkdir(parents=True)
+        Image.new("L", (8, 8)).save(tmp_path / "set" / name / "0.png")
+    result = invoke("evaluate", tmp_path / "set", "--dataset", "digits", "--root", tmp_path / "root")
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"Error: {tmp_path / 'set'} has 2 class folders but 'digits' has 10 classes; give it one folder per "
+        "class, named so that they sort in the dataset's class order")
