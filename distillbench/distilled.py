@@ -54,7 +54,10 @@ class DistilledSet:
         classes = sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
         if not classes:
             raise UsageError(f"{path} is neither a distilled set nor an ImageFolder with class folders")
-        counts = [sum(1 for f in (path / c).iterdir() if f.is_file()) for c in classes]
+        counts = [sum(1 for f in (path / c).iterdir() if f.is_file() and not f.name.startswith(".")) for c in classes]
+        if 0 in counts:
+            raise UsageError(f"class folder {path / classes[counts.index(0)]} has no images; every class needs at "
+                             "least one")
         return cls(path, {"method": "imagefolder", "dataset": dataset, "ipc": min(counts),
                           "class_folders": classes, "image_size": image_size, "seed": None})
 

@@ -66,12 +66,21 @@ def test_a_path_the_file_system_refuses_is_one_line_naming_it(tmp_path):
     assert last.startswith(f"Error: {blocker / 'sub'}") and "Not a directory; check the path" in last
 
 
-def test_an_imagefolder_set_must_have_a_folder_per_class(tmp_path):
+def imagefolder(root, counts):
     from PIL import Image
-    for name in ("a", "b"):
-        (tmp_path / "set" / name).mkdir(parents=True)
-        Image.new("L", (8, 8)).save(tmp_path / "set" / name / "0.png")
-    result = invoke("evaluate", tmp_path / "set", "--dataset", "digits", "--root", tmp_path / "root")
-    assert result.exit_code == 2 and result.stderr.strip() == (
-        f"Error: {tmp_path / 'set'} has 2 class folders but 'digits' has 10 classes; give it one folder per "
-        "class, named so that they sort in the dataset's class order")
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("L", (8, 8)).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("counts,problem", [
+    ({"a": 1, "b": 1}, "{set} has 2 class folders but 'digits' has 10 classes; give it one folder per class, "
+                       "named so that they sort in the dataset's class order"),
+    ({str(c): int(c != 9) for c in range(10)}, "class folder {set}/9 has no images; every class needs at least one"),
+])
+def test_an_imagefolder_set_needs_every_class_of_the_dataset(counts, problem, tmp_path):
+    folder = imagefolder(tmp_path / "set", counts)
+    result = invoke("evaluate", folder, "--dataset", "digits", "--root", tmp_path / "root")
+    assert result.exit_code == 2 and result.stderr.strip() == "Error: " + problem.format(set=folder)
