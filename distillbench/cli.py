@@ -257,6 +257,8 @@ def main(argv=None):
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.Abort:
-        sys.exit(1)
+    except click.Abort:  # Ctrl-C: click turns KeyboardInterrupt into Abort
+        click.echo("\nError: interrupted; what was finished is kept, and the same command resumes from there",
+                   err=True)
+        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

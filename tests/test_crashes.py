@@ -24,12 +24,13 @@ D3HR = ["run", "--method", "d3hr", "--dataset", "digits", "--ipc", "2", "--optio
 
 def start(*args, env):
     return subprocess.Popen([sys.executable, "-m", "distillbench", *map(str, args)], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
 
 
 def wait_for(path, proc, timeout=300):
     deadline = time.monotonic() + timeout
-    while not (any(path.parent.glob(path.name)) if "*" in path.name else path.exists()):
+    while not any(path.parent.glob(path.name)):  # the name may be a glob pattern
         assert proc.poll() is None, f"the run ended before {path} appeared: {proc.stderr.read()}"
         assert time.monotonic() < deadline, f"{path} did not appear"
         time.sleep(0.01)
@@ -93,6 +94,18 @@ def train_conv3(checkpoint=None):
                                   normalize=training.Normalizer([0.5] * 3, [0.5] * 3, "cpu"), device="cpu", seed=3,
                                   teacher=teacher, show_progress=False, checkpoint=checkpoint)
     return student, result
+
+
+def test_ctrl_c_is_one_line_and_keeps_the_finished_set(tmp_path):
+    proc = start("run", "--method", "random", "--dataset", "digits", "--ipc", "5", "--evaluate", "--protocol",
+                 "hard-label", "--set", "epochs=300", "--repeats", "1", "--root", tmp_path, env={})
+    wait_for(tmp_path / "runs" / "digits-random-ipc5-seed0-????????", proc)  # distilled; a student is training
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == ("Error: interrupted; what was finished is kept, and the same command resumes "
+                                    "from there")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == Store(tmp_path).run_ids()
 
 
 def test_training_interrupted_mid_way_resumes_to_the_same_weights(tmp_path, monkeypatch):
