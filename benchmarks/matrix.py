@@ -33,8 +33,11 @@ def expand(option: str) -> str:
 
 def main():
     commands = matrix(parser().parse_args())
-    for step, command in enumerate(commands, 1):
-        cli(f"{step}/{len(commands)}", *command)
+    try:
+        for step, command in enumerate(commands, 1):
+            cli(f"{step}/{len(commands)}", *command)
+    except KeyboardInterrupt:  # Ctrl-C reaches the running command too, which says what is kept
+        sys.exit(130)
 
 
 def parser() -> argparse.ArgumentParser:
