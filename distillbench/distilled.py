@@ -48,18 +48,23 @@ class DistilledSet:
         return cls(path, json.loads(manifest_file.read_text()))
 
     @classmethod
-    def from_imagefolder(cls, path, dataset: str, image_size: int) -> "DistilledSet":
-        """Any ImageFolder of images, with a minimal manifest (classes in sorted folder order)."""
+    def from_imagefolder(cls, path, spec) -> "DistilledSet":
+        """Any ImageFolder of images, with a minimal manifest (classes in sorted folder order): one
+        non-empty folder per class of ``spec`` (a DatasetSpec), where its class count is known."""
         path = Path(path)
         classes = sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
         if not classes:
             raise UsageError(f"{path} is neither a distilled set nor an ImageFolder with class folders")
-        counts = [sum(1 for f in (path / c).iterdir() if f.is_file() and not f.name.startswith(".")) for c in classes]
+        if spec.num_classes is not None and len(classes) != spec.num_classes:
+            raise UsageError(f"{path} has {len(classes)} class folders but '{spec.name}' has {spec.num_classes} "
+                             "classes; give it one folder per class, named so that they sort in the dataset's "
+                             "class order")
+        counts = [len(_images_in(path / c)) for c in classes]
         if 0 in counts:
             raise UsageError(f"class folder {path / classes[counts.index(0)]} has no images; every class needs at "
                              "least one")
-        return cls(path, {"method": "imagefolder", "dataset": dataset, "ipc": min(counts),
-                          "class_folders": classes, "image_size": image_size, "seed": None})
+        return cls(path, {"method": "imagefolder", "dataset": spec.name, "ipc": min(counts),
+                          "class_folders": classes, "image_size": spec.image_size, "seed": None})
 
     @property
     def class_folders(self) -> list[str]:
@@ -68,9 +73,8 @@ class DistilledSet:
     def image_files(self):
         """(label, path) of every image, in label then file-name order."""
         for label, folder in enumerate(self.class_folders):
-            for file in sorted((self.path / folder).iterdir()):
-                if file.is_file() and not file.name.startswith("."):
-                    yield label, file
+            for file in _images_in(self.path / folder):
+                yield label, file
 
     def load(self):
         """(uint8 images ``[N, 3, S, S]``, long labels ``[N]``) with S the manifest's image size."""
@@ -87,6 +91,11 @@ class DistilledSet:
             digest.update(f"{label}/{file.name}".encode())
             digest.update(file.read_bytes())
         return "sha256:" + digest.hexdigest()
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """The image files of a class folder, by name (hidden files left out)."""
+    return [f for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".")]
 
 
 class FullTrainingSet:

@@ -130,13 +130,7 @@ def find_distilled(target: str, root: Path, dataset=None, data: DataSource = Dat
                          "see the run ids with `distillbench show`")
     if dataset is None:
         raise UsageError(f"{path} has no manifest.json; say which dataset it distils with --dataset")
-    spec = registry("dataset").get(dataset)
-    distilled = DistilledSet.from_imagefolder(path, dataset, spec.image_size)
-    if spec.num_classes is not None and len(distilled.class_folders) != spec.num_classes:
-        raise UsageError(f"{path} has {len(distilled.class_folders)} class folders but '{dataset}' has "
-                         f"{spec.num_classes} classes; give it one folder per class, named so that they sort in "
-                         "the dataset's class order")
-    return distilled
+    return DistilledSet.from_imagefolder(path, registry("dataset").get(dataset))
 
 
 def evaluate(distilled: DistilledSet, root: Path, evaluator_name: str, request, on_result=None,
