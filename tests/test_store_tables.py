@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from distillbench import store as store_module
 from distillbench import tables
@@ -114,12 +115,18 @@ def test_protocols_are_filtered_and_never_share_a_plot_line(tmp_path):
     assert tables.plot(store.evaluations("digits"), tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_the_whole_training_set_is_a_reference_line_not_a_point(tmp_path, monkeypatch):
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures that :func:`tables.plot` draws, kept open for inspection."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure for inspection
+    kept = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    return kept
+
+
+def test_the_whole_training_set_is_a_reference_line_not_a_point(tmp_path, figures):
     full = {**rows()[0], "method": "full", "ipc": 0, "final_acc": 0.99}
     tables.plot(pd.DataFrame(rows() + [full]), tmp_path / "p.png")
     (ax,) = figures[0].axes
@@ -127,12 +134,7 @@ def test_the_whole_training_set_is_a_reference_line_not_a_point(tmp_path, monkey
     assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"] == [99.0]
 
 
-def test_a_method_keeps_its_colour_across_panels_and_is_named_once(tmp_path, monkeypatch):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    figures = []
-    monkeypatch.setattr(plt, "close", figures.append)
+def test_a_method_keeps_its_colour_across_panels_and_is_named_once(tmp_path, figures):
     two_students = rows() + [{**row, "student": "resnet18_modified"} for row in rows() if row["method"] == "random"]
     tables.plot(pd.DataFrame(two_students), tmp_path / "p.png")
     conv3, resnet = figures[0].axes
