@@ -245,7 +245,7 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(settings.schedule, epoch, epochs)
         model.train()
-        total, steps = torch.zeros((), device=device), 0
+        total = torch.zeros((), device=device)
         for batch in batches.epoch(batch_size):
             batch = batch.shard()
             with autocast(device, settings.amp):
@@ -255,13 +255,12 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
             loss.backward()
             optimizer.step()
             total += loss.detach()
-            steps += 1
             bar.update()
         check_loss(total.item(), name, epoch)
         last = epoch == epochs - 1
         if last or ((epoch + 1) % settings.eval_every == 0 and epoch >= settings.eval_after * epochs):
             evaluations[epoch + 1] = accuracy(model, *test, normalize, device)
-        bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{total.item() / steps:.3f}",
+        bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{total.item() / per_epoch:.3f}",
                         **({"acc": f"{evaluations[max(evaluations)]:.3f}"} if evaluations else {}))
         if checkpoint and checkpoint.save_due(last):
             checkpoint.save(model, optimizer, batches, next_epoch=epoch + 1, evaluations=evaluations,
