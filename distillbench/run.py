@@ -36,7 +36,8 @@ def resolve_device(device: str) -> str:
         device = f"cuda:{distributed.local_rank()}"
     if device != "cpu":
         _check_cuda(device)
-        torch.cuda.set_device(device)
+        if ":" in device:  # torch.cuda.set_device refuses a plain "cuda"; that one is the current device already
+            torch.cuda.set_device(device)
     return device
 
 

@@ -3,6 +3,8 @@
 import json
 import sqlite3
 
+import pytest
+
 from conftest import invoke, torchrun
 
 
@@ -18,3 +20,17 @@ def test_evaluate_under_torchrun_trains_with_ddp_and_records_one_result(model_ca
     (record,) = records
     assert record["distributed"] == {"world_size": 2, "backend": "gloo", "sync_batchnorm": False}
     assert record["final_acc"] > 0.3  # ten classes: chance is 0.1
+
+
+@pytest.mark.parametrize("device, selected", [("cuda", []), ("cuda:1", [1])])
+def test_only_an_indexed_gpu_is_selected(monkeypatch, device, selected):
+    """torch.cuda.set_device refuses a plain 'cuda' (it wants an index): that once broke every --device cuda."""
+    import torch
+    from torch._utils import _get_device_index
+    from distillbench.run import resolve_device
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: chosen.append(_get_device_index(d)))
+    assert resolve_device(device) == device
+    assert chosen == selected
