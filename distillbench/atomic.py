@@ -27,6 +27,20 @@ def write_json(path: Path, obj) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def copy_tree(source: Path, dest: Path) -> None:
+    """Copy the folder ``source`` to ``dest``, which appears whole or not at all."""
+    import shutil
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 @contextmanager
 def exclusive(path: Path):
     """Hold an exclusive lock on ``path`` (created if missing) for the block; another process asking for

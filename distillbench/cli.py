@@ -241,6 +241,30 @@ def show(run_id, grid, root):
         click.echo(f"grid: {write_grid(DistilledSet.open(path), grid)}", err=True)
 
 
+@cli.command()
+@click.argument("source", type=click.Path(file_okay=False, path_type=Path))
+@root_option
+def merge(source, root):
+    """Copy into the root what SOURCE (another root: a GPU machine's, a cluster node's) recorded and the
+    root lacks: runs, with their distilled sets from SOURCE/runs, and evaluations, matched by identity."""
+    from distillbench import atomic
+    from distillbench.store import Store
+    if not (source / "results.sqlite").is_file():
+        raise UsageError(f"{source} holds no results store (results.sqlite); pass the --root of the runs to merge")
+
+    def run_path(run_id: str, recorded: Path) -> Path:
+        found, dest = source / "runs" / run_id, root / "runs" / run_id
+        if not found.is_dir():
+            click.echo(f"  {run_id}: its set is not under {source / 'runs'}; the record keeps {recorded}", err=True)
+            return recorded
+        if not dest.exists():
+            atomic.copy_tree(found, dest)
+        return dest
+
+    runs, evaluations = Store(root).merge(Store(source), run_path)
+    click.echo(f"merged {runs} runs and {evaluations} evaluations from {source} into {root}")
+
+
 def main(argv=None):
     try:
         loaded = get_plugins()

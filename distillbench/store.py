@@ -94,6 +94,29 @@ class Store:
                              (identity,)).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def merge(self, source: "Store", run_path) -> tuple[int, int]:
+        """Copy in what ``source`` recorded and this store lacks: runs by id, each recorded at
+        ``run_path(run_id, recorded_path)``, and evaluations by identity (by the whole record for ones from
+        before identities).  Returns how many runs and evaluations were copied."""
+        runs, evaluations = source._rows("runs"), source._rows("evaluations")
+        with self._connect() as db:
+            known_runs = {row[0] for row in db.execute("SELECT run_id FROM runs")}
+            known = {row[0] for row in db.execute("SELECT COALESCE(identity, record) FROM evaluations")}
+            new_runs = [run for run in runs if run["run_id"] not in known_runs]
+            db.executemany("INSERT INTO runs VALUES (:run_id, :method, :dataset, :ipc, :seed, :path, :manifest, "
+                           ":created)", [{**run, "path": str(run_path(run["run_id"], Path(run["path"])))}
+                                         for run in new_runs])
+            new = [row for row in evaluations if (row["identity"] or row["record"]) not in known]
+            columns = (*EVALUATION_COLUMNS, "record", "created")
+            db.executemany(f"INSERT INTO evaluations ({', '.join(columns)}) "
+                           f"VALUES ({', '.join(':' + c for c in columns)})", new)
+        return len(new_runs), len(new)
+
+    def _rows(self, table: str) -> list[dict]:
+        with self._connect(write=False) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+
     def evaluations(self, dataset=None, protocol=None):
         """Evaluation rows as a pandas DataFrame (optionally of one dataset and one protocol), the latest of
         each identity, with the resolved method options and model checksums of their run (empty dicts for sets

@@ -103,3 +103,26 @@ def test_identical_evaluations_are_reused_not_retrained(model_cache, root):
     assert other.exit_code == 0 and "stored earlier" not in other.output
     df = Store(root).evaluations("digits")
     assert len(df) == 5 and df["identity"].nunique() == 5
+
+
+def test_merge_brings_in_another_roots_runs_and_evaluations_once(model_cache, tmp_path):
+    """Results made elsewhere (a GPU machine's root) join the local store, set folders included, and count as
+    the local evaluations they are: the same run is then reused, not trained again."""
+    env = {"DISTILLBENCH_CACHE": str(model_cache)}
+    there, here = tmp_path / "there", tmp_path / "here"
+    args = ["run", "--method", "random", "--dataset", "digits", "--evaluate", "--repeats", "1", *FAST]
+    assert invoke(*args, "--ipc", "1", "--root", there, env=env).exit_code == 0
+    assert invoke(*args, "--ipc", "2", "--root", here, env=env).exit_code == 0
+
+    merged = invoke("merge", there, "--root", here)
+    assert merged.exit_code == 0 and "merged 1 runs and 1 evaluations" in merged.output, merged.output
+    shutil.rmtree(there)
+    from distillbench.store import Store
+    assert sorted(Store(here).evaluations("digits")["ipc"]) == [1, 2]
+    again = invoke(*args, "--ipc", "1", "--root", here, env=env)
+    assert again.exit_code == 0 and "stored earlier" in again.output and str(here / "runs") in again.output
+
+    shutil.copytree(here, there)
+    assert "merged 0 runs and 0 evaluations" in invoke("merge", there, "--root", here).output
+    missing = invoke("merge", tmp_path / "nowhere", "--root", here)
+    assert missing.exit_code == 2 and "holds no results store" in missing.stderr
