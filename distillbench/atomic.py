@@ -42,14 +42,19 @@ def copy_tree(source: Path, dest: Path) -> None:
 
 
 @contextmanager
-def exclusive(path: Path):
+def exclusive(path: Path, wait: bool = True):
     """Hold an exclusive lock on ``path`` (created if missing) for the block; another process asking for
-    it waits.  The kernel drops the lock when its holder dies, even by SIGKILL: no stale locks."""
+    it waits, or with ``wait=False`` runs the block at once.  The block is given whether it holds the lock.
+    The kernel drops the lock when its holder dies, even by SIGKILL: no stale locks."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)

@@ -56,15 +56,24 @@ def barrier() -> None:
 
 
 @contextmanager
-def exclusive(lock: Path):
-    """One process, or one torchrun job through its rank 0, holds ``lock`` for the block; another waits
-    (see :func:`distillbench.atomic.exclusive`).  The closing barrier keeps every rank in until rank 0
-    is done."""
+def exclusive(lock: Path, wait: bool = True):
+    """One process, or one torchrun job through its rank 0, holds ``lock`` for the block; another waits,
+    or does not (see :func:`distillbench.atomic.exclusive`): every rank is given whether its job holds it.
+    The closing barrier keeps every rank in until rank 0 is done."""
     from distillbench import atomic
-    with atomic.exclusive(lock) if is_main() else nullcontext():
+    with atomic.exclusive(lock, wait) if is_main() else nullcontext(True) as held:
+        yield from_main(held)
         barrier()
-        yield
-        barrier()
+
+
+def from_main(value):
+    """Rank 0's ``value``, on every rank."""
+    if not active():
+        return value
+    import torch.distributed as dist
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def backend() -> str | None:

@@ -22,9 +22,9 @@ D3HR = ["run", "--method", "d3hr", "--dataset", "digits", "--ipc", "2", "--optio
         "--option", "num_inference_steps=20", "--option", "inversion_steps=13"]
 
 
-def start(*args, env):
+def start(*args, env, stdout=subprocess.DEVNULL):
     return subprocess.Popen([sys.executable, "-m", "distillbench", *map(str, args)], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            stdout=stdout, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
 
 
@@ -77,6 +77,23 @@ def test_concurrent_runs_on_one_root_all_land(tmp_path):
     with sqlite3.connect(tmp_path / "results.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM evaluations").fetchone() == (2,)  # and it was trained once
     assert not list((tmp_path / "scratch").rglob("*.lock"))  # the locks went with their sets and records
+
+
+def test_two_evaluations_of_one_set_share_its_seeds(tmp_path):
+    """A second process evaluating the same set takes the seed that the first is not training instead of
+    waiting for it, then reuses the first one's record: each seed is trained once, both at the same time."""
+    run_subprocess("run", "--method", "random", "--dataset", "digits", "--ipc", "3", "--root", tmp_path, check=True)
+    (run_id,) = Store(tmp_path).run_ids()
+    evaluate = ["evaluate", run_id, "--protocol", "hard-label", "--set", "epochs=150", "--repeats", "2",
+                "--root", tmp_path]
+    first = start(*evaluate, env={}, stdout=subprocess.PIPE)
+    wait_for(tmp_path / "scratch" / "evaluations" / "*.lock", first)  # it holds seed 0
+    second = start(*evaluate, env={}, stdout=subprocess.PIPE)
+    outputs = [proc.communicate(timeout=300) for proc in (first, second)]
+    assert first.returncode == second.returncode == 0, outputs
+    trained = [[line.split(":")[0].split()[-1] for line in out.splitlines() if "stored earlier" not in line]
+               for out, _ in outputs]
+    assert trained == [["seed=0"], ["seed=1"]], outputs
 
 
 def train_conv3(checkpoint=None):

@@ -77,17 +77,18 @@ def checkpoint_for(request, record_id: str):
 
 
 @contextmanager
-def seed_held(request, record_id: str):
-    """Held while a seed is looked up, trained and recorded: a second process sharing the root waits for
-    it, then finds the record, instead of training the same seed again.  The lock file goes with the
+def seed_held(request, record_id: str, wait: bool):
+    """Held while a seed is looked up, trained and recorded, so that a second process sharing the root
+    never trains the same seed.  The block is given whether it holds the seed: with ``wait`` it waits for
+    the holder (then finds its record), without it it is told at once.  The lock file goes with the
     record; a crash leaves it for the next holder (the kernel has dropped the lock)."""
     if request.checkpoints is None:
-        yield
+        yield True
         return
     lock = _scratch(request, record_id, ".lock")
-    with distributed.exclusive(lock):
-        yield
-        if distributed.is_main():
+    with distributed.exclusive(lock, wait) as held:
+        yield held
+        if held and distributed.is_main():
             lock.unlink(missing_ok=True)
 
 
@@ -111,28 +112,33 @@ def evaluate_students(distilled, request, on_result) -> list[dict]:
         teacher, teacher_infos, stored = labeller(settings, student, request, num_classes, distilled, images,
                                                   normalize)
         lr = settings.lr or model_spec.adamw_lr
-        for repeat in range(request.repeats):
-            seed = derive_seed(request.seed, f"{student}/{repeat}") % 2**31
-            inputs = {"student": student, "protocol": protocol.name, "protocol_resolved": protocol.resolved(),
-                      "seed": repeat, "train_seed": seed, "teachers": teacher_infos, "batch_size": batch,
-                      "lr": lr, "distilled_checksum": checksum, "test_fingerprint": test_fingerprint}
-            record_id = identity({"evaluator": StudentsEvaluator.name, "run_id": distilled.manifest.get("run_id"),
-                                  "method": distilled.manifest["method"], **inputs})
-            with seed_held(request, record_id):
-                earlier = request.recorded(record_id)
-                if earlier is not None:
-                    results.append(earlier)
-                    continue
-                torch.manual_seed(seed)
-                model = model_spec.build(num_classes, spec.image_size)
-                checkpoint = checkpoint_for(request, record_id)
-                result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
-                                     normalize=normalize, device=device, seed=seed, teacher=teacher,
-                                     stored_probs=stored, name=f"{student} seed {repeat}", checkpoint=checkpoint)
-                record = {**inputs, "identity": record_id, "device": device,
-                          "skipped_test_images": len(test_split.skipped), **result}
-                on_result(record)
-                if checkpoint is not None:
-                    checkpoint.path.unlink(missing_ok=True)
-                results.append(record)
+        records = {}
+        for wait in (False, True):  # first the seeds no other process is training, then wait for those
+            for repeat in (r for r in range(request.repeats) if r not in records):
+                seed = derive_seed(request.seed, f"{student}/{repeat}") % 2**31
+                inputs = {"student": student, "protocol": protocol.name, "protocol_resolved": protocol.resolved(),
+                          "seed": repeat, "train_seed": seed, "teachers": teacher_infos, "batch_size": batch,
+                          "lr": lr, "distilled_checksum": checksum, "test_fingerprint": test_fingerprint}
+                record_id = identity({"evaluator": StudentsEvaluator.name,
+                                      "run_id": distilled.manifest.get("run_id"),
+                                      "method": distilled.manifest["method"], **inputs})
+                with seed_held(request, record_id, wait) as held:
+                    if not held:
+                        continue
+                    records[repeat] = request.recorded(record_id)
+                    if records[repeat] is not None:
+                        continue
+                    torch.manual_seed(seed)
+                    model = model_spec.build(num_classes, spec.image_size)
+                    checkpoint = checkpoint_for(request, record_id)
+                    result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
+                                         normalize=normalize, device=device, seed=seed, teacher=teacher,
+                                         stored_probs=stored, name=f"{student} seed {repeat}",
+                                         checkpoint=checkpoint)
+                    records[repeat] = {**inputs, "identity": record_id, "device": device,
+                                       "skipped_test_images": len(test_split.skipped), **result}
+                    on_result(records[repeat])
+                    if checkpoint is not None:
+                        checkpoint.path.unlink(missing_ok=True)
+        results += [records[repeat] for repeat in range(request.repeats)]
     return results
