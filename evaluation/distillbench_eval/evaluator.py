@@ -112,33 +112,37 @@ def evaluate_students(distilled, request, on_result) -> list[dict]:
         teacher, teacher_infos, stored = labeller(settings, student, request, num_classes, distilled, images,
                                                   normalize)
         lr = settings.lr or model_spec.adamw_lr
+        seeds = {}  # repeat -> (record identity, inputs)
+        for repeat in range(request.repeats):
+            inputs = {"student": student, "protocol": protocol.name, "protocol_resolved": protocol.resolved(),
+                      "seed": repeat, "train_seed": derive_seed(request.seed, f"{student}/{repeat}") % 2**31,
+                      "teachers": teacher_infos, "batch_size": batch, "lr": lr, "distilled_checksum": checksum,
+                      "test_fingerprint": test_fingerprint}
+            seeds[repeat] = (identity({"evaluator": StudentsEvaluator.name, "run_id": distilled.manifest.get("run_id"),
+                                       "method": distilled.manifest["method"], **inputs}), inputs)
+
+        def trained(repeat: int, record_id: str, inputs: dict) -> dict:
+            """Train this student's seed ``repeat``, report its record and return it."""
+            torch.manual_seed(inputs["train_seed"])
+            model = model_spec.build(num_classes, spec.image_size)
+            checkpoint = checkpoint_for(request, record_id)
+            result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
+                                 normalize=normalize, device=device, seed=inputs["train_seed"], teacher=teacher,
+                                 stored_probs=stored, name=f"{student} seed {repeat}", checkpoint=checkpoint)
+            record = {**inputs, "identity": record_id, "device": device,
+                      "skipped_test_images": len(test_split.skipped), **result}
+            on_result(record)
+            if checkpoint is not None:
+                checkpoint.path.unlink(missing_ok=True)
+            return record
+
         records = {}
         for wait in (False, True):  # first the seeds no other process is training, then wait for those
-            for repeat in (r for r in range(request.repeats) if r not in records):
-                seed = derive_seed(request.seed, f"{student}/{repeat}") % 2**31
-                inputs = {"student": student, "protocol": protocol.name, "protocol_resolved": protocol.resolved(),
-                          "seed": repeat, "train_seed": seed, "teachers": teacher_infos, "batch_size": batch,
-                          "lr": lr, "distilled_checksum": checksum, "test_fingerprint": test_fingerprint}
-                record_id = identity({"evaluator": StudentsEvaluator.name,
-                                      "run_id": distilled.manifest.get("run_id"),
-                                      "method": distilled.manifest["method"], **inputs})
+            for repeat, (record_id, inputs) in seeds.items():
+                if repeat in records:
+                    continue
                 with seed_held(request, record_id, wait) as held:
-                    if not held:
-                        continue
-                    records[repeat] = request.recorded(record_id)
-                    if records[repeat] is not None:
-                        continue
-                    torch.manual_seed(seed)
-                    model = model_spec.build(num_classes, spec.image_size)
-                    checkpoint = checkpoint_for(request, record_id)
-                    result = train_model(model, (images, labels), test, settings, batch_size=batch, lr=lr,
-                                         normalize=normalize, device=device, seed=seed, teacher=teacher,
-                                         stored_probs=stored, name=f"{student} seed {repeat}",
-                                         checkpoint=checkpoint)
-                    records[repeat] = {**inputs, "identity": record_id, "device": device,
-                                       "skipped_test_images": len(test_split.skipped), **result}
-                    on_result(records[repeat])
-                    if checkpoint is not None:
-                        checkpoint.path.unlink(missing_ok=True)
+                    if held:
+                        records[repeat] = request.recorded(record_id) or trained(repeat, record_id, inputs)
         results += [records[repeat] for repeat in range(request.repeats)]
     return results
