@@ -11,6 +11,15 @@ from distillbench.errors import DistillbenchError, UsageError
 from distillbench.plugins import get_plugins, registry
 
 
+def say_error(message: str) -> None:
+    """Print the one-line error as the last line: progress bars that the failure left open are closed
+    first, since closing them when they are collected would clear a line after it."""
+    from tqdm import tqdm
+    for bar in list(tqdm._instances):
+        bar.close()
+    click.echo(f"Error: {message}", err=True)
+
+
 class Group(click.Group):
     """Turns DistillbenchError into one line on stderr and its exit code (2 for usage errors), and so a
     file system refusal (a path through a file, a full disk, no permission) too."""
@@ -19,12 +28,11 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except DistillbenchError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            say_error(str(exc))
             ctx.exit(exc.exit_code)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"Error: {where}{exc.strerror or exc}; check the path, its permissions and the free disk "
-                       "space", err=True)
+            say_error(f"{where}{exc.strerror or exc}; check the path, its permissions and the free disk space")
             ctx.exit(1)
 
 
@@ -269,20 +277,19 @@ def main(argv=None):
     try:
         loaded = get_plugins()
     except DistillbenchError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        say_error(str(exc))
         sys.exit(exc.exit_code)
     loaded.register_commands(cli)
     try:
         code = cli.main(args=argv, prog_name="distillbench", standalone_mode=False)
     except click.UsageError as exc:  # missing or malformed flags: one line, like our own usage errors
         where = f"`{exc.ctx.command_path} --help`" if exc.ctx else "`distillbench --help`"
-        click.echo(f"Error: {exc.format_message()} (see {where})", err=True)
+        say_error(f"{exc.format_message()} (see {where})")
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except click.Abort:  # Ctrl-C: click turns KeyboardInterrupt into Abort
-        click.echo("\nError: interrupted; what was finished is kept, and the same command resumes from there",
-                   err=True)
+        say_error("interrupted; what was finished is kept, and the same command resumes from there")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -116,7 +116,7 @@ def train_conv3(checkpoint=None):
 def test_ctrl_c_is_one_line_and_keeps_the_finished_set(tmp_path):
     proc = start("run", "--method", "random", "--dataset", "digits", "--ipc", "5", "--evaluate", "--protocol",
                  "hard-label", "--set", "epochs=300", "--repeats", "1", "--root", tmp_path, env={})
-    wait_for(tmp_path / "runs" / "digits-random-ipc5-seed0-????????", proc)  # distilled; a student is training
+    wait_for(tmp_path / "scratch" / "evaluations" / "*.lock", proc)  # distilled and recorded; a student is training
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
