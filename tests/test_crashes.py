@@ -28,9 +28,9 @@ def start(*args, env, stdout=subprocess.DEVNULL):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
 
 
-def wait_for(path, proc, timeout=300):
+def wait_for(path, proc, timeout=300, count=1):
     deadline = time.monotonic() + timeout
-    while not any(path.parent.glob(path.name)):  # the name may be a glob pattern
+    while len(list(path.parent.glob(path.name))) < count:  # the name may be a glob pattern
         assert proc.poll() is None, f"the run ended before {path} appeared: {proc.stderr.read()}"
         assert time.monotonic() < deadline, f"{path} did not appear"
         time.sleep(0.01)
@@ -86,9 +86,13 @@ def test_two_evaluations_of_one_set_share_its_seeds(tmp_path):
     (run_id,) = Store(tmp_path).run_ids()
     evaluate = ["evaluate", run_id, "--protocol", "hard-label", "--set", "epochs=150", "--repeats", "2",
                 "--root", tmp_path]
+    locks = tmp_path / "scratch" / "evaluations" / "*.lock"
     first = start(*evaluate, env={}, stdout=subprocess.PIPE)
-    wait_for(tmp_path / "scratch" / "evaluations" / "*.lock", first)  # it holds seed 0
+    wait_for(locks, first)  # it holds seed 0
+    first.send_signal(signal.SIGSTOP)  # so that it cannot finish seed 0 and take seed 1 before the second starts
     second = start(*evaluate, env={}, stdout=subprocess.PIPE)
+    wait_for(locks, second, count=2)
+    first.send_signal(signal.SIGCONT)
     outputs = [proc.communicate(timeout=300) for proc in (first, second)]
     assert first.returncode == second.returncode == 0, outputs
     trained = [[line.split(":")[0].split()[-1] for line in out.splitlines() if "stored earlier" not in line]
