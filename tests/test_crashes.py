@@ -90,9 +90,11 @@ def test_two_evaluations_of_one_set_share_its_seeds(tmp_path):
     first = start(*evaluate, env={}, stdout=subprocess.PIPE)
     wait_for(locks, first)  # it holds seed 0
     first.send_signal(signal.SIGSTOP)  # so that it cannot finish seed 0 and take seed 1 before the second starts
-    second = start(*evaluate, env={}, stdout=subprocess.PIPE)
-    wait_for(locks, second, count=2)
-    first.send_signal(signal.SIGCONT)
+    try:
+        second = start(*evaluate, env={}, stdout=subprocess.PIPE)
+        wait_for(locks, second, count=2)
+    finally:
+        first.send_signal(signal.SIGCONT)  # even when the second fails, or the first would stay stopped for good
     outputs = [proc.communicate(timeout=300) for proc in (first, second)]
     assert first.returncode == second.returncode == 0, outputs
     trained = [[line.split(":")[0].split()[-1] for line in out.splitlines() if "stored earlier" not in line]
