@@ -45,16 +45,29 @@ def copy_tree(source: Path, dest: Path) -> None:
 def exclusive(path: Path, wait: bool = True):
     """Hold an exclusive lock on ``path`` (created if missing) for the block; another process asking for
     it waits, or with ``wait=False`` runs the block at once.  The block is given whether it holds the lock.
-    The kernel drops the lock when its holder dies, even by SIGKILL: no stale locks."""
+    The kernel drops the lock when its holder dies, even by SIGKILL: no stale locks.  A lock file may be
+    deleted by its holder (``distillbench clean`` does): whoever then acquires the deleted file takes the
+    new one at that path instead, so two processes never both hold "the" lock."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            if not _same_file(f, path):  # deleted (or replaced) while we waited for it
+                continue
+            try:
+                yield True
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
             return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _same_file(f, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
