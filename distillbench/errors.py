@@ -7,6 +7,11 @@ class DistillbenchError(Exception):
     exit_code = 1
 
 
+class ContractError(DistillbenchError):
+    """A plugin broke its interface (a method returned float images, too few of them...): the plugin's
+    author has to fix it, not the user's command line."""
+
+
 class UsageError(DistillbenchError):
     """Bad input on the command line (unknown name, bad value, missing path)."""
 

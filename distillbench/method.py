@@ -22,6 +22,7 @@ from typing import ClassVar
 
 from distillbench import atomic, distributed, options as options_mod
 from distillbench.distilled import MANIFEST, DistilledSet, class_folder, png_bytes
+from distillbench.errors import ContractError
 
 UNITS_DIR = ".units"
 
@@ -72,6 +73,7 @@ class Distiller:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    citation: ClassVar[str] = ""  # the paper (authors, title, venue) and its official code
     draws_real_images: ClassVar[bool] = True  # True: IPC cannot exceed the smallest class
     smoke_options: ClassVar[dict] = {}  # options that make a tiny run quick (the conformance tests use them)
 
@@ -119,12 +121,38 @@ class Distiller:
         return run_units(self, ctx, Path(out_dir), manifest_extra)
 
 
+def _broken_contract(method: Distiller, rule: str) -> ContractError:
+    from distillbench.plugins import registry
+    methods = registry("method")
+    plugin = f"plugin '{methods.origin(method.name)}'" if method.name in methods else "an unregistered plugin"
+    return ContractError(f"{plugin} broke the method contract: method '{method.name}' {rule}; nothing of it was "
+                         "recorded as finished (report it to the plugin's author)")
+
+
+def _check_units(method: Distiller, units: list[Unit], num_classes: int, ipc: int) -> None:
+    """Together the units must name every (label, slot) of the set once: labels in range, slots 0..IPC-1."""
+    pairs = [(label, slot) for unit in units for label, slot in zip(unit.labels, unit.slots)]
+    for unit in units:
+        if len(unit.labels) != len(unit.slots):
+            raise _broken_contract(method, f"gave unit {unit.id} {len(unit.labels)} labels but {len(unit.slots)} slots")
+        wrong = [label for label in unit.labels if not 0 <= label < num_classes]
+        if wrong:
+            raise _broken_contract(method, f"gave unit {unit.id} label {wrong[0]}, out of range for {num_classes} "
+                                           f"classes (0..{num_classes - 1})")
+    if sorted(pairs) != [(label, slot) for label in range(num_classes) for slot in range(ipc)]:
+        raise _broken_contract(method, f"gave units whose (label, slot) pairs are not each class's slots 0..{ipc - 1} "
+                                       "exactly once")
+
+
 def _check_images(method: Distiller, unit: Unit, images, spec) -> None:
     import torch
     expected = (len(unit.labels), spec.channels, spec.image_size, spec.image_size)
+    if not isinstance(images, torch.Tensor):
+        raise _broken_contract(method, f"returned a {type(images).__name__} for unit {unit.id}, not a torch tensor")
     if images.dtype != torch.uint8 or tuple(images.shape) != expected:
-        raise RuntimeError(f"method '{method.name}' returned {images.dtype} {tuple(images.shape)} for unit "
-                           f"{unit.id}; expected uint8 {expected}")
+        raise _broken_contract(method, f"returned {images.dtype} images of shape {tuple(images.shape)} for unit "
+                                       f"{unit.id}; expected uint8 {expected}: the unit's {expected[0]} images at "
+                                       "the dataset's size")
 
 
 def run_units(method: Distiller, ctx: RunContext, out: Path, manifest_extra: dict) -> DistilledSet:
@@ -134,6 +162,7 @@ def run_units(method: Distiller, ctx: RunContext, out: Path, manifest_extra: dic
         if not (out / MANIFEST).is_file():
             partial = out.with_name(out.name + ".partial")
             units = method.units(ctx.train.num_classes, ctx.ipc)
+            _check_units(method, units, ctx.train.num_classes, ctx.ipc)
             _distil_units(method, ctx, partial, units)
             distributed.barrier()
             if distributed.is_main():
@@ -152,8 +181,9 @@ def _distil_units(method: Distiller, ctx: RunContext, partial: Path, units: list
         method.setup(ctx)
     for unit in ctx.progress(todo, desc=f"{method.name} ({len(mine) - len(todo)}/{len(mine)} done before)"):
         start = time.perf_counter()
-        images = method.distill_unit(unit, ctx).cpu()
+        images = method.distill_unit(unit, ctx)
         _check_images(method, unit, images, ctx.spec)
+        images = images.cpu()
         for image, label, slot in zip(images, unit.labels, unit.slots):
             atomic.write_bytes(partial / folders[label] / f"{slot:05d}.png", png_bytes(image))
         atomic.write_json(markers / f"{unit.id}.json", {"seconds": time.perf_counter() - start})

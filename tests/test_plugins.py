@@ -10,16 +10,18 @@ GOOD = '''
 import dataclasses
 from distillbench import hookimpl
 from distillbench.method import Distiller
+from distillbench.options import option
 
 
 class Constant(Distiller):
     """Every image filled with one grey level: a toy third-party method."""
     name = "constant"
     description = "third-party test method: images of one grey level"
+    citation = "Nobody, A Constant Method, 2026"
 
     @dataclasses.dataclass
     class Options:
-        level: int = 128
+        level: int = option(128, "grey level of every pixel")
 
     def distill_unit(self, unit, ctx):
         import torch
@@ -31,6 +33,8 @@ class Constant(Distiller):
 def register_methods(register):
     register(Constant)
 '''
+
+FLOAT_IMAGES = GOOD.replace("dtype=torch.uint8", "dtype=torch.float32")
 
 BROKEN_IMPORT = "import module_that_does_not_exist\n"
 BAD_SIGNATURE = '''
@@ -77,6 +81,10 @@ def test_third_party_method_is_listed_and_runs(site, tmp_path):
     make_plugin(site, "db-constant", "db_constant_plugin", GOOD)
     listed = run_subprocess("methods", env=env_with(site), check=True)
     assert "constant" in listed.stdout and "db-constant" in listed.stdout
+    shown = run_subprocess("methods", "constant", env=env_with(site), check=True).stdout.splitlines()
+    assert shown[:3] == ["constant: third-party test method: images of one grey level", "plugin: db-constant 0.3.1",
+                         "citation: Nobody, A Constant Method, 2026"]
+    assert shown[4].split() == ["level", "int", "128", "grey", "level", "of", "every", "pixel"]
     root = tmp_path / "root"
     run_subprocess("run", "--method", "constant", "--dataset", "digits", "--ipc", "2", "--option", "level=7",
                    "--root", root, env=env_with(site), check=True)
@@ -85,6 +93,20 @@ def test_third_party_method_is_listed_and_runs(site, tmp_path):
     assert manifest["plugin"] == {"name": "db-constant", "version": "0.3.1"}
     assert manifest["options"] == {"level": 7}
     assert len(list(run_dir.glob("*/*.png"))) == 20
+
+
+def test_a_method_breaking_the_contract_is_one_line_naming_plugin_method_unit_and_rule(site, tmp_path):
+    make_plugin(site, "db-floats", "db_floats_plugin", FLOAT_IMAGES)
+    root = tmp_path / "root"
+    proc = run_subprocess("run", "--method", "constant", "--dataset", "digits", "--ipc", "2", "--root", root,
+                          env=env_with(site))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "Error: plugin 'db-floats' broke the method contract: method 'constant' returned torch.float32 images of "
+        "shape (2, 3, 32, 32) for unit class-00000; expected uint8 (2, 3, 32, 32): the unit's 2 images at the "
+        "dataset's size; nothing of it was recorded as finished (report it to the plugin's author)")
+    assert not list(root.rglob("*.png")) and not list(root.rglob("*.json"))  # no image, unit marker or manifest
+    assert not (root / "results.sqlite").exists()
 
 
 @pytest.mark.parametrize("source,expected", [

@@ -1,5 +1,6 @@
 """The per-unit runner: output layout, manifest, determinism, atomic finish and resume."""
 import json
+import re
 
 import pytest
 import torch
@@ -9,7 +10,9 @@ from conftest import invoke
 from distillbench import atomic
 from distillbench.builtin.random_method import RandomSubset
 from distillbench.distilled import MANIFEST, DistilledSet
-from distillbench.method import RunContext, run_units
+from distillbench.grid import grid_labels, tile_grid, write_grid
+from distillbench.errors import ContractError
+from distillbench.method import RunContext, Unit, run_units
 from distillbench.plugins import registry
 
 
@@ -40,6 +43,22 @@ def test_cli_run_writes_imagefolder_manifest_and_grid(root):
     assert manifest["images_checksum"] == DistilledSet.open(run_dir).checksum()
     show = invoke("show", run_dir.name, "--grid", root / "g.png", "--root", root)
     assert show.exit_code == 0 and (root / "g.png").is_file()
+
+
+def test_the_grid_names_each_row_and_the_set_in_a_title(tmp_path):
+    import numpy as np
+    from PIL import Image
+    distilled = run_units(RandomSubset(), context(tmp_path), tmp_path / "out",
+                          {"method": "random", "dataset": "digits", "ipc": 3, "seed": 0})
+    title, names = grid_labels(distilled.manifest)
+    assert title == "random · digits · IPC 3 · seed 0" and names == [str(c) for c in range(10)]
+    grid = np.asarray(Image.open(write_grid(distilled, tmp_path / "grid.png")).convert("L"))
+    tiles = tile_grid(distilled.load()[0][:3], 3)  # one row of tiles, enlarged 2x (32 px images)
+    band, margin = grid.shape[0] - 10 * (tiles.shape[1] - 2) * 2 - 4, grid.shape[1] - tiles.shape[2] * 2
+    assert band > 0 and margin > 0
+    assert (grid[:band] < 128).any()  # the title
+    rows = np.split(grid[band + 4:, :margin], 10)
+    assert all((row < 128).any() for row in rows)  # each row's name, left of its tiles
 
 
 def test_random_images_are_real_training_images_of_their_class(tmp_path):
@@ -119,5 +138,23 @@ def test_wrong_image_shape_from_a_method_is_an_error(tmp_path):
         def distill_unit(self, unit, ctx):
             return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
 
-    with pytest.raises(RuntimeError, match="expected uint8"):
+    with pytest.raises(ContractError, match=r"method 'random' returned torch.uint8 images of shape \(1, 3, 8, 8\) "
+                                            r"for unit class-00000; expected uint8 \(3, 3, 32, 32\)"):
         run_units(Wrong(), context(tmp_path), tmp_path / "out", {})
+
+
+@pytest.mark.parametrize("units, rule", [
+    (lambda n, ipc: [Unit("all", tuple(range(1, n + 1)) * ipc, tuple(s for s in range(ipc) for _ in range(n)))],
+     "gave unit all label 10, out of range for 10 classes (0..9)"),
+    (lambda n, ipc: [Unit(f"class-{c}", (c,) * ipc, (0,) * ipc) for c in range(n)],
+     "gave units whose (label, slot) pairs are not each class's slots 0..2 exactly once"),
+    (lambda n, ipc: [Unit("short", (0, 1), (0,))], "gave unit short 2 labels but 1 slots"),
+])
+def test_units_that_do_not_cover_the_set_once_break_the_contract(tmp_path, units, rule):
+    class BadUnits(RandomSubset):
+        def units(self, num_classes, ipc):
+            return units(num_classes, ipc)
+
+    with pytest.raises(ContractError, match=re.escape(rule)):
+        run_units(BadUnits(), context(tmp_path), tmp_path / "out", {})
+    assert not (tmp_path / "out.partial").exists()
