@@ -90,14 +90,38 @@ def _add_listing(kind: str, plural: str) -> None:
     @cli.command(name=plural, help=f"List the registered {plural}.")
     @click.option("-q", "--quiet", "names_only", is_flag=True, help="Names only, one per line.")
     def listing(names_only):
-        entries = registry(kind)
-        for name, item in zip(entries.names(), entries.items()):
-            click.echo(name if names_only else f"{name:<20} {item.description}  [{entries.origin(name)}]")
+        _echo_listing(kind, names_only)
 
 
-for _kind, _plural in (("method", "methods"), ("dataset", "datasets"), ("model", "models"),
-                       ("evaluator", "evaluators")):
+def _echo_listing(kind: str, names_only: bool) -> None:
+    entries = registry(kind)
+    for name, item in zip(entries.names(), entries.items()):
+        click.echo(name if names_only else f"{name:<20} {item.description}  [{entries.origin(name)}]")
+
+
+for _kind, _plural in (("dataset", "datasets"), ("model", "models"), ("evaluator", "evaluators")):
     _add_listing(_kind, _plural)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("-q", "--quiet", "names_only", is_flag=True, help="Names only, one per line.")
+def methods(name, names_only):
+    """List the registered methods, or show one: NAME's description, citation and options."""
+    if name is None:
+        _echo_listing("method", names_only)
+        return
+    from distillbench.options import describe
+    method = registry("method").get(name)
+    plugin, version = get_plugins().version_of("method", name)
+    click.echo(f"{name}: {method.description}\nplugin: {plugin} {version}\ncitation: {method.citation or '-'}")
+    described = describe(method.Options)
+    click.echo("options (--option key=value):" if described else "options: none")
+    rows = [(o["name"], o["type"], "none" if o["default"] is None else str(o["default"]), o["help"])
+            for o in described]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
+    for row in rows:
+        click.echo("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + f"  {row[3]}")
 
 
 @cli.command()
@@ -205,12 +229,15 @@ def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, ov
               show_default=True)
 @click.option("--metric", type=click.Choice(["final", "best"]), default="final", show_default=True,
               help="Final-epoch accuracy, or the best periodic one (selected on the test set).")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write accuracy vs IPC as PNG.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write accuracy vs IPC to this file, as its suffix says: .png, .pdf, .svg or .jpg.")
 @root_option
 def compare(dataset, protocol, fmt, metric, plot, root):
     """Paper-style table of stored evaluations: student x IPC rows, method columns."""
     from distillbench import tables
     from distillbench.store import Store
+    if plot:
+        tables.plot_format(plot)  # refuse an unknown suffix before any work
     store = Store(root)
     df = store.evaluations(dataset, protocol)
     if df.empty:
@@ -231,7 +258,9 @@ def compare(dataset, protocol, fmt, metric, plot, root):
 @click.option("--grid", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG grid, one row per class.")
 @root_option
 def show(run_id, grid, root):
-    """Show a recorded run (or list run ids when none is given)."""
+    """Show a recorded run, its evaluations first (or list run ids when none is given)."""
+    import pandas as pd
+
     from distillbench.store import Store
     store = Store(root)
     if run_id is None:
@@ -242,6 +271,12 @@ def show(run_id, grid, root):
     if recorded is None:
         raise UsageError(f"no run '{run_id}' under {root}; list them with `distillbench show`")
     path, manifest = recorded
+    evaluations = store.evaluations(run_id=run_id).sort_values(["student", "protocol", "seed"])
+    click.echo(f"evaluations ({len(evaluations)}):" if len(evaluations) else
+               f"evaluations: none yet (`distillbench evaluate {run_id}`)")
+    for row in evaluations.itertuples():
+        best = "-" if pd.isna(row.best_acc) else f"{row.best_acc * 100:.2f}%"
+        click.echo(f"  {row.student}  {row.protocol}  seed {row.seed}  final {row.final_acc * 100:.2f}%  best {best}")
     click.echo(json.dumps({"path": str(path), **manifest}, indent=2, sort_keys=True))
     if grid:
         from distillbench.distilled import DistilledSet
@@ -271,6 +306,26 @@ def merge(source, root):
 
     runs, evaluations = Store(root).merge(Store(source), run_path)
     click.echo(f"merged {runs} runs and {evaluations} evaluations from {source} into {root}")
+
+
+@cli.command()
+@click.option("--all", "resumable", is_flag=True,
+              help="Also delete unfinished work that its command would resume (partial sets, student checkpoints).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@root_option
+def clean(resumable, dry_run, root):
+    """Delete what killed processes left under the root: lock files nobody holds, scratch folders no run
+    needs, temporary files of interrupted writes.  Resumable work is listed and kept unless --all."""
+    from distillbench import cleanup
+    with cleanup.holding(root):
+        found = cleanup.leftovers(root)
+        removed = [] if dry_run else cleanup.remove(found, resumable)
+    for item in found:
+        kept = item.resumable and not resumable
+        verb = "kept (--all deletes it)" if kept else "would delete" if dry_run else "deleted"
+        click.echo(f"{verb}: {item.path}: {item.why}")
+    click.echo(f"{len(removed)} of {len(found)} leftovers deleted under {root}" if found else
+               f"nothing left over under {root}")
 
 
 def main(argv=None):

@@ -3,7 +3,9 @@
 Each method (and each evaluation protocol) declares its options as a dataclass
 with defaults; the field's annotation says how a string value is converted:
 ``int``, ``float``, ``bool``, ``str``, ``Literal[...]`` (a closed set of
-choices) or ``Optional[...]`` of one of those (``none`` gives None).
+choices) or ``Optional[...]`` of one of those (``none`` gives None).  A field
+declared with :func:`option` carries its one-line help, which
+``distillbench methods NAME`` shows.
 """
 import dataclasses
 import math
@@ -70,3 +72,26 @@ def build(options_cls, overrides: dict, owner: str):
 
 def as_dict(options) -> dict:
     return dataclasses.asdict(options)
+
+
+def option(default, help: str):
+    """A dataclass field with its one-line help: ``iterations: int = option(1000, "recovery steps")``."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def describe(options_cls) -> list[dict]:
+    """name, type, default and help of every option, in declaration order."""
+    hints = typing.get_type_hints(options_cls)
+    return [{"name": f.name, "type": type_name(hints[f.name]), "default": f.default,
+             "help": f.metadata.get("help", "")} for f in dataclasses.fields(options_cls)]
+
+
+def type_name(annotation) -> str:
+    """How a value is written: ``int``, ``ddim|ddpm``, ``int or none``."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return f"{type_name(inner[0])} or none"
+    if origin is typing.Literal:
+        return "|".join(map(str, typing.get_args(annotation)))
+    return getattr(annotation, "__name__", str(annotation))

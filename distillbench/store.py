@@ -117,14 +117,15 @@ class Store:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
 
-    def evaluations(self, dataset=None, protocol=None):
-        """Evaluation rows as a pandas DataFrame (optionally of one dataset and one protocol), the latest of
+    def evaluations(self, dataset=None, protocol=None, run_id=None):
+        """Evaluation rows as a pandas DataFrame (optionally of one dataset, protocol or run), the latest of
         each identity, with the resolved method options and model checksums of their run (empty dicts for sets
         that were not distilled here)."""
         import pandas as pd
         columns = ", ".join(f"e.{c}" for c in EVALUATION_COLUMNS)
         query = f"SELECT {columns}, r.manifest FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id"
-        filters = {column: value for column, value in (("dataset", dataset), ("protocol", protocol)) if value}
+        filters = {column: value for column, value in (("dataset", dataset), ("protocol", protocol),
+                                                       ("run_id", run_id)) if value}
         if filters:
             query += " WHERE " + " AND ".join(f"e.{column} = ?" for column in filters)
         with self._connect(write=False) as db:

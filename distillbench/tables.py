@@ -10,6 +10,7 @@ from distillbench import atomic
 from distillbench.distilled import FULL_METHOD
 
 FORMATS = ("markdown", "latex", "csv")
+PLOT_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpeg", ".jpeg": "jpeg"}
 
 
 def variant(method: str, options: dict) -> str:
@@ -70,25 +71,62 @@ def pivot(df, metric: str = "final_acc"):
     stats = summary(df, metric)
     most = stats["n"].max()
     stats["cell"] = [_cell(m, s, n, most) for m, s, n in zip(stats["mean"], stats["std"], stats["n"])]
-    table = stats.pivot(index=_row_keys(df), columns="method", values="cell").fillna("–")
+    return _pivoted(stats, df, "cell", "–")
+
+
+def best_cells(df, metric: str = "final_acc"):
+    """True where a cell's mean is the highest of its row at the printed precision (ties all count)."""
+    stats = summary(df, metric)
+    shown = stats["mean"].round(2)
+    stats["best"] = shown == shown.groupby([stats[k] for k in _row_keys(df)]).transform("max")
+    return _pivoted(stats, df, "best", False)
+
+
+def _pivoted(stats, df, values: str, missing):
+    table = stats.pivot(index=_row_keys(df), columns="method", values=values).fillna(missing)
     table.columns.name = None
     return table
 
 
-def _format(table, fmt: str, floatfmt: str = ".3f") -> str:
+LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                 "±": r"$\pm$", "–": "--"}
+
+
+def _latex(table, bold=None) -> str:
+    """A booktabs tabular of ``table``; ``bold``, a frame of its shape, marks the cells set in bold."""
+    import pandas as pd
+
+    def text(value) -> str:
+        return "".join(LATEX_ESCAPES.get(ch, ch) for ch in (f"{value:.3f}" if isinstance(value, float) else str(value)))
+
+    align = "".join("r" if pd.api.types.is_numeric_dtype(table[c]) else "l" for c in table)
+    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(map(text, table.columns)) + r" \\", r"\midrule"]
+    for i, row in enumerate(table.itertuples(index=False)):
+        marks = bold.iloc[i] if bold is not None else [False] * len(row)
+        lines.append(" & ".join(rf"\textbf{{{text(v)}}}" if mark else text(v) for v, mark in zip(row, marks)) + r" \\")
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"])
+
+
+def _format(table, fmt: str, floatfmt: str = ".3f", bold=None) -> str:
     if fmt == "csv":
         return table.to_csv(index=False)
+    if fmt == "latex":
+        return _latex(table, bold)
     from tabulate import tabulate
-    return tabulate(table, headers="keys", tablefmt="pipe" if fmt == "markdown" else "latex_booktabs",
-                    showindex=False, floatfmt=floatfmt)
+    return tabulate(table, headers="keys", tablefmt="pipe", showindex=False, floatfmt=floatfmt)
 
 
 def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
-    """The accuracy table, followed by DD-Ranking's HLR/IOR/LRS where their inputs were stored."""
+    """The accuracy table (in LaTeX with each row's best cell in bold), followed by DD-Ranking's HLR/IOR/LRS
+    where their inputs were stored."""
     from distillbench import ddranking
     df = with_variants(df)
     distilled = df[df["method"] != FULL_METHOD]
-    text = _format(pivot(distilled, metric).reset_index(), fmt) if not distilled.empty else ""
+    text = ""
+    if not distilled.empty:
+        best = best_cells(distilled, metric)
+        bold = best.reset_index().assign(**{key: False for key in best.index.names})
+        text = _format(pivot(distilled, metric).reset_index(), fmt, bold=bold)
     ranking = ddranking.table(df, metric)
     if not ranking.empty:
         text += "\n\nDD-Ranking (w = 0.5; accuracies as fractions):\n" + _format(ranking, fmt)
@@ -103,9 +141,20 @@ def panels(df, metric: str = "final_acc") -> dict:
     return {" / ".join(map(str, key)): rows for key, rows in stats.groupby(keys)}
 
 
+def plot_format(path: Path) -> str:
+    """The image format that ``path``'s suffix names (see PLOT_FORMATS)."""
+    from distillbench.errors import UsageError
+    suffix = Path(path).suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        raise UsageError(f"--plot {path}: '{suffix or 'no suffix'}' is not an image format I write; end the name in "
+                         f"{', '.join(PLOT_FORMATS)}")
+    return PLOT_FORMATS[suffix]
+
+
 def plot(df, path: Path, metric: str = "final_acc") -> Path:
-    """Accuracy vs IPC, one line per method in each of the :func:`panels`, written as PNG.  A method keeps
-    its colour in every panel, and one legend beside the panels names each line once."""
+    """Accuracy vs IPC, one line per method in each of the :func:`panels`, written in the format that the
+    file's suffix names.  A method keeps its colour in every panel, and one legend beside the panels names
+    each line once."""
     import io
 
     import matplotlib
@@ -133,7 +182,7 @@ def plot(df, path: Path, metric: str = "final_acc") -> Path:
     fig.legend(legend.values(), legend.keys(), loc="center left", bbox_to_anchor=(1, 0.5), fontsize="small")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    fig.savefig(buffer, format=plot_format(path), dpi=120, bbox_inches="tight")
     plt.close(fig)
     atomic.write_bytes(Path(path), buffer.getvalue())
     return Path(path)

@@ -65,6 +65,24 @@ def test_run_evaluate_compare_with_ddranking(model_cache, root):
     none = invoke("compare", "--dataset", "digits", "--protocol", "d3hr-cifar", "--root", root)
     assert none.exit_code == 2 and "(stored: digits under hard-label, digits under rded" in none.stderr
 
+    shown = invoke("show", run_id, "--root", root).output.splitlines()
+    own = df[df["run_id"] == run_id].sort_values(["protocol", "seed"])
+    assert shown[0] == "evaluations (5):" and len(own) == 5
+    assert shown[1:6] == [f"  conv3  {row.protocol}  seed {row.seed}  final {row.final_acc * 100:.2f}%  "
+                          f"best {row.best_acc * 100:.2f}%" for row in own.itertuples()]
+    assert shown[6] == "{" and f'"run_id": "{run_id}"' in "\n".join(shown[6:])
+
+
+def test_methods_name_shows_description_citation_and_every_option_with_its_help():
+    import dataclasses
+
+    from distillbench.plugins import registry
+    for method in registry("method").items():
+        shown = invoke("methods", method.name).output.splitlines()
+        assert shown[0] == f"{method.name}: {method.description}" and shown[2] == f"citation: {method.citation}"
+        for field, line in zip(dataclasses.fields(method.Options), shown[4:], strict=True):
+            assert line.split()[0] == field.name and line.endswith(field.metadata["help"])
+
 
 def test_user_supplied_teacher_formats(model_cache, tmp_path, root):
     state = torch.load(model_cache / "teachers" / "digits-conv3.pt", weights_only=True)["model"]

@@ -4,6 +4,7 @@ import pytest
 from distillbench import store as store_module
 from distillbench import tables
 from distillbench.store import Store
+from conftest import invoke
 
 
 def rows():
@@ -64,15 +65,37 @@ def test_table_cells_are_mean_pm_std_over_seeds():
     assert tables.pivot(pd.DataFrame(rows()), "best_acc").loc[("conv3", 10), "d3hr"] == "73.00 ± 2.00"
 
 
+def test_latex_sets_each_rows_best_cell_in_bold_ties_included():
+    ties = [dict(row, method="rded_x", ipc=ipc) for row in rows() if row["method"] == "d3hr" for ipc in (10, 50)]
+    ipc50 = [dict(row, ipc=50, final_acc=row["final_acc"] - 0.3) for row in rows()]
+    latex = tables.render(pd.DataFrame(rows() + ipc50 + ties), "latex").splitlines()
+    assert latex[:4] == [r"\begin{tabular}{lrlll}", r"\toprule", r"student & ipc & d3hr & random & rded\_x \\",
+                         r"\midrule"]
+    assert latex[4:6] == [
+        r"conv3 & 10 & \textbf{72.00 $\pm$ 2.00} & 52.00 $\pm$ 2.00 & \textbf{72.00 $\pm$ 2.00} \\",
+        r"conv3 & 50 & 42.00 $\pm$ 2.00 & 22.00 $\pm$ 2.00 & \textbf{72.00 $\pm$ 2.00} \\"]
+    assert latex[6:] == [r"\bottomrule", r"\end{tabular}"]
+
+
 def test_cells_with_fewer_seeds_say_so():
     table = tables.pivot(pd.DataFrame(rows()[:3]))
     assert table.loc[("conv3", 10), "random"] == "52.00 ± 2.00"
     assert table.loc[("conv3", 10), "d3hr"] == "70.00 (n=1)"
 
 
-def test_plot_is_a_png(tmp_path):
-    path = tables.plot(pd.DataFrame(rows()), tmp_path / "p.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+@pytest.mark.parametrize("name, magic", [("p.png", b"\x89PNG\r\n\x1a\n"), ("p.pdf", b"%PDF"), ("p.jpg", b"\xff\xd8\xff"),
+                                         ("p.JPEG", b"\xff\xd8\xff"), ("p.svg", b"<?xml")])
+def test_the_plot_is_written_in_the_format_its_suffix_names(tmp_path, name, magic):
+    path = tables.plot(pd.DataFrame(rows()), tmp_path / name)
+    assert path.read_bytes().startswith(magic)
+
+
+def test_an_unknown_plot_suffix_is_refused_before_any_work(tmp_path):
+    Store(tmp_path).record_evaluation(rows()[0])
+    result = invoke("compare", "--plot", tmp_path / "p.gif", "--root", tmp_path)
+    assert result.exit_code == 2 and not (tmp_path / "p.gif").exists()
+    assert result.stderr.strip() == (f"Error: --plot {tmp_path / 'p.gif'}: '.gif' is not an image format I write; "
+                                     "end the name in .png, .pdf, .svg, .jpg, .jpeg")
 
 
 def test_runs_with_other_options_get_their_own_column(tmp_path):

@@ -18,19 +18,20 @@ from typing import Literal, Optional
 
 from distillbench.errors import UsageError, check_finite
 from distillbench.method import Distiller, derive_seed
+from distillbench.options import option
 
 
 @dataclass(frozen=True)
 class Options:
-    backbone: Optional[str] = None
-    strength: float = 0.7
-    guidance: float = 4.0
-    num_inference_steps: int = 50
-    kmeans: Literal["full", "minibatch"] = "full"
-    km_expand: int = 1  # minibatch chunks of km_expand * IPC latents (the ImageNet script's 1)
-    encode: Literal["sample", "mean"] = "sample"
-    batch_size: int = 256
-    amp: bool = True
+    backbone: Optional[str] = option(None, "diffusers DiT pipeline folder; default: D3HR's backbone of the dataset")
+    strength: float = option(0.7, "img2img strength: the fraction of the schedule noised and denoised")
+    guidance: float = option(4.0, "classifier-free guidance scale")
+    num_inference_steps: int = option(50, "points of the DDIM grid")
+    kmeans: Literal["full", "minibatch"] = option("full", "k-means of the class latents: full, or MiniBatchKMeans")
+    km_expand: int = option(1, "minibatch chunks of km_expand * IPC latents (the ImageNet script's 1)")
+    encode: Literal["sample", "mean"] = option("sample", "VAE posterior: a seeded sample, or its mean")
+    batch_size: int = option(256, "images per model call")
+    amp: bool = option(True, "bf16 autocast where the device supports it natively")
 
     def __post_init__(self):
         if not 0 < self.strength <= 1:
@@ -57,6 +58,8 @@ def prototypes(latents, k: int, method: str, km_expand: int, seed: int):
 class D4M(Distiller):
     name = "d4m"
     description = "D4M (CVPR 2024): k-means prototypes of class latents, img2img with the D3HR backbone"
+    citation = ('Su et al., "D4M: Dataset Distillation via Disentangled Diffusion Model", CVPR 2024; '
+                'code: github.com/suduo94/D4M')
     draws_real_images = False
     smoke_options = {"num_inference_steps": "10"}
     Options = Options

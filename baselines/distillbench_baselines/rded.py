@@ -16,18 +16,19 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from distillbench.errors import UsageError, check_finite
+from distillbench.options import option
 from distillbench_baselines.teacher import TeacherMethod
 
 
 @dataclass(frozen=True)
 class Options:
-    mipc: int = 300
-    num_crop: int = 5
-    factor: Optional[int] = None  # None: 1 for images up to 64 px, else 2
-    teacher: Optional[str] = None  # ARCH=PATH; default: the cached teacher of teacher_arch
-    teacher_arch: str = "conv3"
-    normalization: Literal["dataset", "imagenet"] = "dataset"
-    batch_size: int = 500
+    mipc: int = option(300, "real images per class sampled as crop sources")
+    num_crop: int = option(5, "random crops scored per source image")
+    factor: Optional[int] = option(None, "crops stitched per side; none: 1 up to 64 px, else 2")
+    teacher: Optional[str] = option(None, "ARCH=PATH of the teacher; default: the cached teacher of teacher_arch")
+    teacher_arch: str = option("conv3", "architecture of the cached teacher (`distillbench train-teacher`)")
+    normalization: Literal["dataset", "imagenet"] = option("dataset", "the teacher's input normalisation")
+    batch_size: int = option(500, "crops scored per teacher call")
 
     def __post_init__(self):
         if min(self.mipc, self.num_crop, self.batch_size, self.factor or 1) < 1:
@@ -68,6 +69,8 @@ def stitch(crops, ipc: int, factor: int, size: int):
 class RDED(TeacherMethod):
     name = "rded"
     description = "RDED (CVPR 2024): teacher-scored realistic crops of real images, stitched"
+    citation = ('Sun et al., "On the Diversity and Realism of Distilled Dataset: An Efficient Dataset Distillation '
+                'Paradigm", CVPR 2024; code: github.com/LINs-lab/RDED')
     smoke_options = {"mipc": "20", "num_crop": "2"}
     Options = Options
 

@@ -21,20 +21,21 @@ from typing import Literal, Optional
 
 from distillbench.errors import UsageError, check_finite
 from distillbench.method import Unit
+from distillbench.options import option
 from distillbench_baselines.teacher import TeacherMethod
 
 
 @dataclass(frozen=True)
 class Options:
-    iterations: int = 1000
-    lr: float = 0.25
-    r_bn: float = 0.01
-    first_bn_multiplier: float = 10.0
-    jitter: Optional[int] = None  # None: 4 up to 64 px, 32 beyond
-    classes_per_batch: int = 100
-    teacher: Optional[str] = None
-    teacher_arch: str = "conv3"
-    normalization: Literal["dataset", "imagenet"] = "dataset"
+    iterations: int = option(1000, "recovery steps per batch (CIFAR script 1000)")
+    lr: float = option(0.25, "Adam learning rate of the images (cosine schedule)")
+    r_bn: float = option(0.01, "weight of the BatchNorm-statistics loss")
+    first_bn_multiplier: float = option(10.0, "extra weight of the first BatchNorm layer")
+    jitter: Optional[int] = option(None, "random roll in pixels; none: 4 up to 64 px, 32 beyond")
+    classes_per_batch: int = option(100, "classes recovered together in one batch")
+    teacher: Optional[str] = option(None, "ARCH=PATH of the teacher; default: the cached teacher of teacher_arch")
+    teacher_arch: str = option("conv3", "architecture of the cached teacher (`distillbench train-teacher`)")
+    normalization: Literal["dataset", "imagenet"] = option("dataset", "the teacher's input normalisation")
 
     def __post_init__(self):
         if self.iterations < 1 or self.classes_per_batch < 1:
@@ -71,6 +72,8 @@ class BNStatistics:
 class SRe2L(TeacherMethod):
     name = "sre2l"
     description = "SRe2L (NeurIPS 2023): images recovered from noise by teacher CE + BatchNorm matching"
+    citation = ('Yin, Xing and Shen, "Squeeze, Recover and Relabel: Dataset Condensation at ImageNet Scale From A '
+                'New Perspective", NeurIPS 2023; code: github.com/VILA-Lab/SRe2L')
     smoke_options = {"iterations": "3"}
     Options = Options
 

@@ -26,30 +26,35 @@ from distillbench import atomic
 from distillbench.datasets import ImageSet
 from distillbench.errors import DistillbenchError, UsageError
 from distillbench.method import Distiller, derive_seed
+from distillbench.options import option
 
 SCORES = {"mean": (1, 0, 0), "mean_std": (1, 1, 0), "full": (1, 1, 1)}
 
 
 @dataclass(frozen=True)
 class Options:
-    backbone: Optional[str] = None  # diffusers pipeline folder; default: the cache's, for the dataset
-    stats: Optional[str] = None  # regenerate from a statistics file instead of mapping the data
-    mapping: Literal["ddim", "ddpm"] = "ddim"
-    sampling: Literal["group", "random"] = "group"
-    score: Literal["mean", "mean_std", "full"] = "full"
-    lambda_mean: float = 1.0
-    lambda_std: float = 1.0
-    lambda_skew: float = 0.5
-    skew_axis: Literal["members", "features"] = "members"
-    m: int = 1_000_000
-    inversion_steps: int = 31
-    num_inference_steps: int = 50
-    guidance: float = 4.0
-    invert_guided: bool = True
-    sampling_offset: int = 0
-    encode: Literal["sample", "mean"] = "sample"
-    batch_size: int = 256
-    amp: bool = True
+    backbone: Optional[str] = option(None, "diffusers DiT pipeline folder; default: the cached (or shipped) "
+                                           "backbone of the dataset")
+    stats: Optional[str] = option(None, "regenerate from a stats.safetensors file instead of mapping the data")
+    mapping: Literal["ddim", "ddpm"] = option("ddim", "DDIM inversion, or DDPM forward noising to the same level "
+                                                      "(Table 3's ablation)")
+    sampling: Literal["group", "random"] = option("group", "group sampling, or one random group from the Gaussian")
+    score: Literal["mean", "mean_std", "full"] = option("full", "terms of the group score: mean, +std, +skewness")
+    lambda_mean: float = option(1.0, "weight of the group score's mean term")
+    lambda_std: float = option(1.0, "weight of the group score's std term")
+    lambda_skew: float = option(0.5, "weight of the skewness term (paper 0.5, official code 0.1)")
+    skew_axis: Literal["members", "features"] = option("members", "skewness over a group's members (paper) or "
+                                                                  "over features (official code)")
+    m: int = option(1_000_000, "candidate groups drawn per class (paper 10^6, official code 10^8)")
+    inversion_steps: int = option(31, "grid point where inversion stops (31 of 50: t = 600)")
+    num_inference_steps: int = option(50, "points of the DDIM grid")
+    guidance: float = option(4.0, "classifier-free guidance scale of inversion and sampling")
+    invert_guided: bool = option(True, "guide the inversion too (official code), or invert unguided")
+    sampling_offset: int = option(0, "start sampling this many grid points above the inversion's end "
+                                     "(official code 1)")
+    encode: Literal["sample", "mean"] = option("sample", "VAE posterior: a seeded sample, or its mean")
+    batch_size: int = option(256, "images per model call")
+    amp: bool = option(True, "bf16 autocast where the device supports it natively")
 
     def __post_init__(self):
         if not 2 <= self.inversion_steps <= self.num_inference_steps - self.sampling_offset:
@@ -80,6 +85,8 @@ class StatsOnly(ImageSet):
 class D3HR(Distiller):
     name = "d3hr"
     description = "D3HR (ICML 2025): DDIM inversion, per-class Gaussian, group sampling, DDIM sampling"
+    citation = ('Zhao et al., "Taming Diffusion for Dataset Distillation with High Representativeness", '
+                'ICML 2025; code: github.com/lin-zhao-resoLve/D3HR')
     draws_real_images = False
     smoke_options = {"m": "64", "num_inference_steps": "10", "inversion_steps": "6"}
     Options = Options
