@@ -3,6 +3,10 @@
     python benchmarks/matrix.py --dataset mnist5k
     python benchmarks/matrix.py --dataset mnist --data-dir ../shared/data \\
         --method-option d3hr:backbone=SHIPPED --method-option d4m:backbone=SHIPPED
+    python benchmarks/matrix.py --table rded:10:epochs=100 --table hard-label:1   # two tables (the demo's)
+
+A table is a protocol, its IPCs and its protocol overrides (``--table PROTOCOL:IPCS[:KEY=VALUE,...]``);
+without ``--table`` it is ``--protocol`` at ``--ipc`` with ``--set``.
 
 Trains (or reuses) one teacher per student architecture, distils with each method at each IPC and
 evaluates each set with each student (the student's own architecture as teacher, as RDED and D3HR do),
@@ -11,16 +15,33 @@ backbone that ships with the d3hr plugin.  Re-running skips finished runs and
 stored evaluations, so an interrupted matrix resumes where it stopped.
 """
 import argparse
-import subprocess
 import sys
+import time
 from pathlib import Path
 
 
-def cli(step: str, *args):
-    print(f"+ [{step}] distillbench", " ".join(map(str, args)), flush=True)
-    code = subprocess.run([sys.executable, "-m", "distillbench", *map(str, args)]).returncode
-    if code:
-        sys.exit(code)  # the command has said why on stderr; what it finished is kept for the re-run
+def cli(*args):
+    """Run one command in this process (a process each would import torch and load the data every time);
+    its manifests record it as the command line it stands for."""
+    from distillbench.cli import main
+    argv, sys.argv = sys.argv, ["distillbench", *map(str, args)]
+    try:
+        main(sys.argv[1:])
+    except SystemExit as done:
+        if done.code:
+            raise  # the command has said why on stderr; what it finished is kept for the re-run
+    finally:
+        sys.argv = argv
+
+
+def progress(step: int, steps: int, elapsed: float) -> str:
+    """``[k/n, m:ss elapsed, about m:ss left]``: what remains is estimated from the mean step so far."""
+    left = f", about {clock(elapsed / (step - 1) * (steps - step + 1))} left" if step > 1 else ""
+    return f"[{step}/{steps}, {clock(elapsed)} elapsed{left}]"
+
+
+def clock(seconds: float) -> str:
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
 
 def expand(option: str) -> str:
@@ -33,10 +54,14 @@ def expand(option: str) -> str:
 
 def main():
     commands = matrix(parser().parse_args())
+    start = time.monotonic()
     try:
         for step, command in enumerate(commands, 1):
-            cli(f"{step}/{len(commands)}", *command)
-    except KeyboardInterrupt:  # Ctrl-C reaches the running command too, which says what is kept
+            print(progress(step, len(commands), time.monotonic() - start), "distillbench",
+                  " ".join(map(str, command)), flush=True)
+            cli(*command)
+        print(f"done in {clock(time.monotonic() - start)}", flush=True)
+    except KeyboardInterrupt:  # between commands; within one, the command says what is kept and exits 130
         sys.exit(130)
 
 
@@ -52,27 +77,43 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--teacher-epochs", type=int, default=15)
     parser.add_argument("--root", default="distillbench-runs")
     parser.add_argument("--set", action="append", default=[], help="protocol override, e.g. epochs=100")
+    parser.add_argument("--table", action="append", default=[], metavar="PROTOCOL:IPCS[:KEY=VALUE,...]",
+                        help="a table of its own protocol, IPCs and overrides (repeatable), e.g. hard-label:1")
     parser.add_argument("--method-option", action="append", default=[], metavar="METHOD:KEY=VALUE")
     return parser
 
 
+def tables(args) -> list[tuple[str, list[str], list[str]]]:
+    """(protocol, IPCs, protocol overrides) of each table."""
+    if not args.table:
+        return [(args.protocol, args.ipc.split(","), args.set)]
+    parsed = []
+    for spec in args.table:
+        protocol, ipcs, *overrides = spec.split(":", 2)
+        parsed.append((protocol, ipcs.split(","), overrides[0].split(",") if overrides else []))
+    return parsed
+
+
 def matrix(args) -> list[list]:
-    """The command lines, in order: teachers, then every method x IPC run with its evaluation, then compare."""
+    """The command lines, in order: teachers, then for each table every method x IPC run with its evaluation,
+    and its compare."""
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     students = args.students.split(",")
     commands = [["train-teacher", "--dataset", args.dataset, "--arch", student, "--epochs", args.teacher_epochs,
                  *data] for student in students]
-    evaluation = [a for s in students for a in ("--student", s)] + [a for s in args.set for a in ("--set", s)]
-    for method in args.methods.split(","):
-        options = [a for spec in args.method_option if spec.split(":", 1)[0] == method
-                   for a in ("--option", expand(spec.split(":", 1)[1]))]
-        if method in ("sre2l", "rded"):
-            options += ["--option", f"teacher_arch={students[0]}"]
-        commands += [["run", "--method", method, "--dataset", args.dataset, "--ipc", ipc, *options, *data,
-                      "--evaluate", "--protocol", args.protocol, "--repeats", args.repeats, *evaluation,
-                      "--root", args.root] for ipc in args.ipc.split(",")]
-    return commands + [["compare", "--dataset", args.dataset, "--protocol", args.protocol, "--root", args.root,
-                        "--plot", Path(args.root) / f"{args.dataset}-{args.protocol}.png"]]
+    for protocol, ipcs, overrides in tables(args):
+        evaluation = [a for s in students for a in ("--student", s)] + [a for s in overrides for a in ("--set", s)]
+        for method in args.methods.split(","):
+            options = [a for spec in args.method_option if spec.split(":", 1)[0] == method
+                       for a in ("--option", expand(spec.split(":", 1)[1]))]
+            if method in ("sre2l", "rded"):
+                options += ["--option", f"teacher_arch={students[0]}"]
+            commands += [["run", "--method", method, "--dataset", args.dataset, "--ipc", ipc, *options, *data,
+                          "--evaluate", "--protocol", protocol, "--repeats", args.repeats, *evaluation,
+                          "--root", args.root] for ipc in ipcs]
+        commands.append(["compare", "--dataset", args.dataset, "--protocol", protocol, "--root", args.root,
+                         "--plot", Path(args.root) / f"{args.dataset}-{protocol}.png"])
+    return commands
 
 
 if __name__ == "__main__":

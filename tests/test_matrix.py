@@ -38,3 +38,20 @@ def test_method_options_reach_their_method_only_and_shipped_names_the_plugin_bac
     assert (Path(backbone.split("=", 1)[1]) / "model_index.json").is_file()
     assert all(not option(c, "backbone=") for m, c in by_method.items() if m != "d3hr")
     assert all(c[c.index("--data-dir") + 1] == "/data" for c in full if c[0] != "compare")
+
+
+def test_each_table_has_its_own_protocol_ipcs_and_overrides_and_its_compare():
+    demo = commands("--methods", "random,d3hr", "--students", "conv3", "--table", "rded:10:epochs=100,eval_every=5",
+                    "--table", "hard-label:1")
+    steps = [(c[0], c[c.index("--method") + 1] if c[0] == "run" else None, c[c.index("--protocol") + 1]
+              if "--protocol" in c else None, [c[i + 1] for i, a in enumerate(c) if a in ("--ipc", "--set")])
+             for c in demo[1:]]
+    assert steps == [("run", "random", "rded", ["10", "epochs=100", "eval_every=5"]),
+                     ("run", "d3hr", "rded", ["10", "epochs=100", "eval_every=5"]), ("compare", None, "rded", []),
+                     ("run", "random", "hard-label", ["1"]), ("run", "d3hr", "hard-label", ["1"]),
+                     ("compare", None, "hard-label", [])]
+
+
+def test_progress_says_the_step_the_time_spent_and_an_estimate_of_what_remains():
+    assert matrix.progress(1, 13, 4.2) == "[1/13, 0:04 elapsed]"
+    assert matrix.progress(3, 13, 120) == "[3/13, 2:00 elapsed, about 11:00 left]"  # two steps took a minute each
