@@ -1,6 +1,7 @@
 """The ``distillbench`` command line.  Plugins add commands through ``register_commands``."""
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,9 @@ class Group(click.Group):
         except DistillbenchError as exc:
             say_error(str(exc))
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:  # the reader stopped reading (`distillbench models | head -3`): not a failure
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit's flush is silent
+            ctx.exit(0)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             say_error(f"{where}{exc.strerror or exc}; check the path, its permissions and the free disk space")

@@ -84,3 +84,20 @@ def test_an_imagefolder_set_needs_every_class_of_the_dataset(counts, problem, tm
     folder = imagefolder(tmp_path / "set", counts)
     result = invoke("evaluate", folder, "--dataset", "digits", "--root", tmp_path / "root")
     assert result.exit_code == 2 and result.stderr.strip() == "Error: " + problem.format(set=folder)
+
+
+def test_a_reader_that_stops_reading_is_not_an_error():
+    """`distillbench models | head -1`: the listing meets a closed pipe, which is no failure and no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import HANG_SECONDS
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "distillbench", "models"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=HANG_SECONDS)
+    finally:
+        os.close(write)
+    assert proc.returncode == 0 and proc.stderr == ""
