@@ -10,6 +10,22 @@ from distillbench.cli import cli
 from distillbench.plugins import get_plugins
 
 _commands_registered = False
+# A test process or wait that takes this long hangs: every one measured takes under a minute on a loaded 2-core
+# machine, and no test asserts on time.  Timeouts only stop hung tests, and say so.
+HANG_SECONDS = 900
+
+
+def hang(what: str) -> AssertionError:
+    return AssertionError(f"{what} did not finish within {HANG_SECONDS} s: it hangs")
+
+
+def communicate(proc: subprocess.Popen, what: str):
+    """``proc.communicate()``, killing a hung process."""
+    try:
+        return proc.communicate(timeout=HANG_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise hang(what) from None
 
 
 def invoke(*args, env=None):
@@ -24,8 +40,7 @@ def invoke(*args, env=None):
 def run_subprocess(*args, env=None, cwd=None, check=False):
     """Run ``python -m distillbench`` as a user would, with a real plugin discovery."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "distillbench", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=600)
+    proc = _run([sys.executable, "-m", "distillbench", *map(str, args)], env=full_env, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
     return proc
@@ -34,9 +49,15 @@ def run_subprocess(*args, env=None, cwd=None, check=False):
 def torchrun(*args, env=None, nproc=2):
     """``torchrun --standalone --nproc_per_node N -m distillbench ...`` on CPU (gloo)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                           "-m", "distillbench", *map(str, args)], capture_output=True, text=True, env=full_env,
-                          timeout=600)
+    return _run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                 "-m", "distillbench", *map(str, args)], env=full_env)
+
+
+def _run(command: list, **kwargs) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=HANG_SECONDS, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise hang(" ".join(map(str, command))) from None
 
 
 @pytest.fixture

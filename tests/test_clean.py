@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from conftest import invoke
+from conftest import HANG_SECONDS, hang, invoke
 from distillbench import atomic
 
 
@@ -64,7 +64,8 @@ def test_clean_touches_nothing_while_a_process_works_under_the_root(root):
 
 
 def test_a_lock_deleted_by_its_holder_is_not_held_twice(tmp_path, monkeypatch):
-    lock, opened, release, held = tmp_path / "seed.lock", threading.Event(), threading.Event(), []
+    lock, held = tmp_path / "seed.lock", []
+    opened, took, release = threading.Event(), threading.Event(), threading.Event()
     flock = atomic.fcntl.flock
 
     def flock_and_say_so(f, operation):
@@ -75,20 +76,22 @@ def test_a_lock_deleted_by_its_holder_is_not_held_twice(tmp_path, monkeypatch):
     def wait_for_the_lock():
         with atomic.exclusive(lock) as got:
             held.append(got)
+            took.set()
             release.wait()
 
     monkeypatch.setattr(atomic.fcntl, "flock", flock_and_say_so)
     waiter = threading.Thread(target=wait_for_the_lock)
     with atomic.exclusive(lock):
         waiter.start()
-        assert opened.wait(timeout=600), "the waiting thread hangs"
+        if not opened.wait(timeout=HANG_SECONDS):
+            raise hang("the waiting thread")
         lock.unlink()
     try:
-        while not held:  # the waiter now takes the lock, on the new file at the path
-            time.sleep(0.01)
+        if not took.wait(timeout=HANG_SECONDS):  # the waiter now takes the lock, on the new file at the path
+            raise hang("the waiting thread")
         assert held == [True] and lock.exists()
         with atomic.exclusive(lock, wait=False) as newcomer:
             assert not newcomer  # a newcomer finds it held: not two holders of "the" lock
     finally:
         release.set()
-        waiter.join(timeout=600)
+        waiter.join(timeout=HANG_SECONDS)

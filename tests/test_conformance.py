@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import invoke, run_subprocess, torchrun
+from conftest import invoke, torchrun
 from distillbench.plugins import registry
 from distillbench.store import Store
 from test_runner import png_bytes_of
@@ -95,9 +95,13 @@ class TestMethodContract:
         assert not (tmp_path / "runs").exists() or not finished(tmp_path)
 
     def test_torchrun_shards_to_the_same_result(self, method, model_cache, tmp_path):
-        env = {"DISTILLBENCH_CACHE": str(model_cache), "OMP_NUM_THREADS": "1"}  # torchrun's threads per rank:
-        run_subprocess(*run_args(method, tmp_path / "one"), env=env, check=True)  # CPU sums depend on them
-        two = torchrun(*run_args(method, tmp_path / "two"), env=env)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # torchrun's threads per rank (OMP_NUM_THREADS=1): CPU sums depend on them
+        try:
+            assert run(method, tmp_path / "one", model_cache).exit_code == 0
+        finally:
+            torch.set_num_threads(threads)
+        two = torchrun(*run_args(method, tmp_path / "two"), env={"DISTILLBENCH_CACHE": str(model_cache)})
         assert two.returncode == 0, two.stderr
         (single,), (sharded,) = finished(tmp_path / "one"), finished(tmp_path / "two")
         assert png_bytes_of(sharded) == png_bytes_of(single)

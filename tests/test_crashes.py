@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import invoke, run_subprocess
+from conftest import HANG_SECONDS, communicate, hang, invoke
 from distillbench.plugins import registry
 from distillbench.store import Store
 from distillbench_eval import training
@@ -28,17 +28,19 @@ def start(*args, env, stdout=subprocess.DEVNULL):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
 
 
-def wait_for(path, proc, timeout=300, count=1):
-    deadline = time.monotonic() + timeout
-    while len(list(path.parent.glob(path.name))) < count:  # the name may be a glob pattern
+def wait_for(path, proc, count=1):
+    """Until ``count`` files match ``path`` (a name or a glob pattern); the run must still be going."""
+    deadline = time.monotonic() + HANG_SECONDS
+    while len(list(path.parent.glob(path.name))) < count:
         assert proc.poll() is None, f"the run ended before {path} appeared: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, f"{path} did not appear"
+        if time.monotonic() > deadline:
+            raise hang(f"waiting for {path}")
         time.sleep(0.01)
 
 
 def test_sigkill_mid_class_then_resume_ends_byte_identical(model_cache, tmp_path):
     env = {"DISTILLBENCH_CACHE": str(model_cache)}
-    run_subprocess(*D3HR, "--root", tmp_path / "whole", env=env, check=True)
+    assert invoke(*D3HR, "--root", tmp_path / "whole", env=env).exit_code == 0
     (reference,) = (tmp_path / "whole" / "runs").iterdir()
     (mapped_whole,) = (tmp_path / "whole" / "scratch" / "shared" / "d3hr-stats").iterdir()
 
@@ -54,7 +56,7 @@ def test_sigkill_mid_class_then_resume_ends_byte_identical(model_cache, tmp_path
     assert finished == [f"class-{c:05d}" for c in range(3)]
     mapped = {p.name: p.stat().st_mtime_ns for p in stats.glob("*.safetensors")}
 
-    run_subprocess(*D3HR, "--root", root, env=env, check=True)
+    assert invoke(*D3HR, "--root", root, env=env).exit_code == 0
     resumed = root / "runs" / reference.name
     assert png_bytes_of(resumed) == png_bytes_of(reference)
     assert (resumed / "stats.safetensors").read_bytes() == (reference / "stats.safetensors").read_bytes()
@@ -63,12 +65,13 @@ def test_sigkill_mid_class_then_resume_ends_byte_identical(model_cache, tmp_path
 
 
 def test_concurrent_runs_on_one_root_all_land(tmp_path):
-    evaluate = ["--evaluate", "--protocol", "hard-label", "--set", "epochs=40", "--repeats", "1"]
+    evaluate = ["--evaluate", "--protocol", "hard-label", "--set", "epochs=10", "--repeats", "1"]
     runs = [["run", "--method", "random", "--dataset", "digits", "--ipc", "3", "--seed", seed, *evaluate,
              "--root", tmp_path] for seed in (0, 1, 0)]  # the third repeats the first, at the same time
     procs = [start(*args, env={}) for args in runs]
     for proc in procs:
-        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+        _, err = communicate(proc, "a concurrent run")
+        assert proc.returncode == 0, err
     store = Store(tmp_path)
     assert sorted(store.run_ids()) == sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert len(store.run_ids()) == 2
@@ -82,9 +85,9 @@ def test_concurrent_runs_on_one_root_all_land(tmp_path):
 def test_two_evaluations_of_one_set_share_its_seeds(tmp_path):
     """A second process evaluating the same set takes the seed that the first is not training instead of
     waiting for it, then reuses the first one's record: each seed is trained once, both at the same time."""
-    run_subprocess("run", "--method", "random", "--dataset", "digits", "--ipc", "3", "--root", tmp_path, check=True)
+    assert invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "3", "--root", tmp_path).exit_code == 0
     (run_id,) = Store(tmp_path).run_ids()
-    evaluate = ["evaluate", run_id, "--protocol", "hard-label", "--set", "epochs=150", "--repeats", "2",
+    evaluate = ["evaluate", run_id, "--protocol", "hard-label", "--set", "epochs=10", "--repeats", "2",
                 "--root", tmp_path]
     locks = tmp_path / "scratch" / "evaluations" / "*.lock"
     first = start(*evaluate, env={}, stdout=subprocess.PIPE)
@@ -95,7 +98,7 @@ def test_two_evaluations_of_one_set_share_its_seeds(tmp_path):
         wait_for(locks, second, count=2)
     finally:
         first.send_signal(signal.SIGCONT)  # even when the second fails, or the first would stay stopped for good
-    outputs = [proc.communicate(timeout=300) for proc in (first, second)]
+    outputs = [communicate(proc, "an evaluation") for proc in (first, second)]
     assert first.returncode == second.returncode == 0, outputs
     trained = [[line.split(":")[0].split()[-1] for line in out.splitlines() if "stored earlier" not in line]
                for out, _ in outputs]
@@ -124,7 +127,7 @@ def test_ctrl_c_is_one_line_and_keeps_the_finished_set(tmp_path):
                  "hard-label", "--set", "epochs=300", "--repeats", "1", "--root", tmp_path, env={})
     wait_for(tmp_path / "scratch" / "evaluations" / "*.lock", proc)  # distilled and recorded; a student is training
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = communicate(proc, "the interrupted run")
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.splitlines()[-1] == ("Error: interrupted; what was finished is kept, and the same command resumes "
                                     "from there")
@@ -158,10 +161,8 @@ def test_training_interrupted_mid_way_resumes_to_the_same_weights(tmp_path, monk
         assert torch.equal(tensor, reference), name
 
 
-def test_teacher_training_interrupted_mid_way_resumes_to_the_same_file(tmp_path, monkeypatch):
-    train = ["train-teacher", "--dataset", "digits", "--arch", "conv3", "--epochs", "3"]
-    whole = invoke(*train, env={"DISTILLBENCH_CACHE": str(tmp_path / "whole")})
-    assert whole.exit_code == 0, whole.output
+def test_teacher_training_interrupted_mid_way_resumes_to_the_same_file(model_cache, tmp_path, monkeypatch):
+    train = ["train-teacher", "--dataset", "digits", "--arch", "conv3", "--epochs", "3"]  # as model_cache's teacher
     check_loss = training.check_loss
 
     def crash_in_epoch_three(value, name, epoch):
@@ -178,14 +179,14 @@ def test_teacher_training_interrupted_mid_way_resumes_to_the_same_file(tmp_path,
     resumed = invoke(*train, env=env)
     assert resumed.exit_code == 0 and "resuming at epoch 3 of 3" in resumed.stderr
     assert sorted(p.name for p in teachers.iterdir()) == ["digits-conv3.json", "digits-conv3.pt"]
-    assert (teachers / "digits-conv3.pt").read_bytes() == (tmp_path / "whole/teachers/digits-conv3.pt").read_bytes()
+    assert (teachers / "digits-conv3.pt").read_bytes() == (model_cache / "teachers/digits-conv3.pt").read_bytes()
 
 
 def test_sigkill_mid_student_training_then_resume_gives_the_uninterrupted_record(model_cache, tmp_path):
     env = {"DISTILLBENCH_CACHE": str(model_cache)}
     run = ["run", "--method", "random", "--dataset", "digits", "--ipc", "2", "--evaluate", "--protocol", "rded",
            "--set", "epochs=30", "--repeats", "1", "--student", "conv3"]
-    run_subprocess(*run, "--root", tmp_path / "whole", env=env, check=True)
+    assert invoke(*run, "--root", tmp_path / "whole", env=env).exit_code == 0
     (expected,) = Store(tmp_path / "whole").evaluations("digits").to_dict("records")
 
     root = tmp_path / "killed"
@@ -194,8 +195,8 @@ def test_sigkill_mid_student_training_then_resume_gives_the_uninterrupted_record
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert Store(root).evaluations("digits").empty
-    resumed = run_subprocess(*run, "--root", root, env=env, check=True)
-    assert "resuming at epoch" in resumed.stderr
+    resumed = invoke(*run, "--root", root, env=env)
+    assert resumed.exit_code == 0 and "resuming at epoch" in resumed.stderr
     (record,) = Store(root).evaluations("digits").to_dict("records")
     assert record["final_acc"] == expected["final_acc"] and record["identity"] == expected["identity"]
     assert not list((root / "scratch" / "evaluations").glob("*.pt"))  # removed once the record is stored
