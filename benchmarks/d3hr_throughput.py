@@ -10,34 +10,25 @@ inference mode, bf16 autocast where native, no host syncs inside the loop.
 Prints images/s for inversion (30 steps, guided) and generation (30 steps, guided + VAE decode).
 """
 import argparse
-import time
 
 import torch
 
+from distillbench.accel import timed
 from distillbench_d3hr.backbone import Backbone, find_backbone
 from distillbench_d3hr.inversion import ddim_grid, guided, invert, sample
 
 
-def dit_xl_backbone(device: str) -> Backbone:
-    """DiT-XL/2 at 256 px (28 layers, hidden 1152, 16 heads, learned sigma) and an SD-shaped VAE, random weights."""
+def dit_xl_backbone(device: str, layers: int = 28, width: int = 1152, size: int = 256) -> Backbone:
+    """DiT-XL/2 at 256 px (28 layers, hidden 1152 in 16 heads, learned sigma) and an SD-shaped VAE, random
+    weights; ``layers``, ``width`` and ``size`` shrink it for a quick run."""
     from diffusers import AutoencoderKL, DiTTransformer2DModel
     from distillbench_d3hr.training import ddpm_scheduler
-    dit = DiTTransformer2DModel(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8,
-                                num_layers=28, sample_size=32, patch_size=2, num_embeds_ada_norm=1000)
+    dit = DiTTransformer2DModel(num_attention_heads=16, attention_head_dim=width // 16, in_channels=4, out_channels=8,
+                                num_layers=layers, sample_size=size // 8, patch_size=2, num_embeds_ada_norm=1000)
     vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                        sample_size=256)
+                        block_out_channels=(128, 256, 512, 512) if size >= 256 else (32, 32, 64, 64),
+                        layers_per_block=2, latent_channels=4, sample_size=size)
     return Backbone(dit.to(device).eval(), vae.to(device).eval(), ddpm_scheduler(), path=None, device=device)
-
-
-def timed(fn, device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def measure(backbone, batch: int, per_image: bool, guidance: float = 4.0):

@@ -12,7 +12,6 @@ Prints images/s (teacher forward included) of both and their ratio.
 """
 import argparse
 import random
-import time
 
 import torch
 import torchvision.transforms as T
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from distillbench.plugins import registry
 from distillbench_eval.augment import cutmix
 from distillbench_eval.protocols import PROTOCOLS, batch_size
-from distillbench.accel import precision
+from distillbench.accel import precision, timed
 from distillbench_eval.training import Normalizer, kd_loss, make_optimizer, train_model
 
 
@@ -56,6 +55,29 @@ def reference_loop(student, teacher, images, labels, spec, settings, batch, lr, 
             loss.item()
 
 
+def throughputs(model, images, labels, spec, epochs: int, device: str) -> tuple[float, float, int]:
+    """images/s of the reference loop and of ours (the same student, teacher, batch, steps and loss), and
+    the batch size."""
+    from dataclasses import replace
+    num_classes = int(labels.max()) + 1
+    settings = PROTOCOLS["rded"].settings
+    batch = batch_size(len(images) // num_classes, num_classes, len(images))
+
+    def fresh(seed):
+        torch.manual_seed(seed)
+        return model.build(num_classes, spec.image_size).to(device)
+
+    teacher = fresh(1).eval()
+    tiny_test = (images[:1], labels[:1])  # the final evaluation is not part of the measurement
+    reference = timed(lambda: reference_loop(fresh(0), teacher, images, labels, spec, settings, batch, model.adamw_lr,
+                                             epochs, device), device)
+    ours = timed(lambda: train_model(
+        fresh(0), (images, labels), tiny_test, replace(settings, epochs=epochs, eval_every=10**9), batch_size=batch,
+        lr=model.adamw_lr, normalize=Normalizer(spec.mean, spec.std, device), device=device, seed=0,
+        teacher=teacher.to(memory_format=torch.channels_last), show_progress=False), device)
+    return epochs * len(images) / reference, epochs * len(images) / ours, batch
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist5k")
@@ -67,28 +89,7 @@ def main():
     spec, model = registry("dataset").get(args.dataset), registry("model").get(args.student)
     train = spec.load("train")
     index = torch.cat([train.indices_of(c)[: args.ipc] for c in range(train.num_classes)])
-    images, labels = train.load(index), train.targets[index]
-    settings = PROTOCOLS["rded"].settings
-    batch = batch_size(args.ipc, train.num_classes, len(images))
-    steps_images = args.epochs * len(images)
-
-    def fresh(seed):
-        torch.manual_seed(seed)
-        return model.build(train.num_classes, spec.image_size).to(args.device)
-
-    teacher = fresh(1).eval()
-    start = time.perf_counter()
-    reference_loop(fresh(0), teacher, images, labels, spec, settings, batch, model.adamw_lr, args.epochs, args.device)
-    reference = steps_images / (time.perf_counter() - start)
-
-    from dataclasses import replace
-    ours_settings = replace(settings, epochs=args.epochs, eval_every=10**9)
-    tiny_test = (images[:1], labels[:1])  # the final evaluation is not part of the measurement
-    start = time.perf_counter()
-    train_model(fresh(0), (images, labels), tiny_test, ours_settings, batch_size=batch, lr=model.adamw_lr,
-                normalize=Normalizer(spec.mean, spec.std, args.device), device=args.device, seed=0,
-                teacher=teacher.to(memory_format=torch.channels_last))
-    ours = steps_images / (time.perf_counter() - start)
+    reference, ours, batch = throughputs(model, train.load(index), train.targets[index], spec, args.epochs, args.device)
     print(f"{args.student} on {args.dataset} IPC {args.ipc}, {args.epochs} epochs, batch {batch}, {args.device} "
           f"({torch.get_num_threads()} threads)")
     print(f"reference (DataLoader + per-sample transforms, fp32): {reference:8.1f} images/s")

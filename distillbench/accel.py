@@ -22,3 +22,19 @@ def autocast(device: str, amp: bool = True):
     import torch
     return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
                           enabled=precision(device, amp) == "bf16-autocast")
+
+
+def timed(fn, device: str) -> float:
+    """Seconds that ``fn()`` takes, the device's queued work included."""
+    import time
+
+    import torch
+
+    def synchronize():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+    synchronize()
+    start = time.perf_counter()
+    fn()
+    synchronize()
+    return time.perf_counter() - start

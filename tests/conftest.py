@@ -40,7 +40,7 @@ def invoke(*args, env=None):
 def run_subprocess(*args, env=None, cwd=None, check=False):
     """Run ``python -m distillbench`` as a user would, with a real plugin discovery."""
     full_env = {**os.environ, **(env or {})}
-    proc = _run([sys.executable, "-m", "distillbench", *map(str, args)], env=full_env, cwd=cwd)
+    proc = run_command([sys.executable, "-m", "distillbench", *map(str, args)], env=full_env, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
     return proc
@@ -49,11 +49,11 @@ def run_subprocess(*args, env=None, cwd=None, check=False):
 def torchrun(*args, env=None, nproc=2):
     """``torchrun --standalone --nproc_per_node N -m distillbench ...`` on CPU (gloo)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return _run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+    return run_command([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                  "-m", "distillbench", *map(str, args)], env=full_env)
 
 
-def _run(command: list, **kwargs) -> subprocess.CompletedProcess:
+def run_command(command: list, **kwargs) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=HANG_SECONDS, **kwargs)
     except subprocess.TimeoutExpired:
