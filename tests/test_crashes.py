@@ -87,8 +87,8 @@ def test_two_evaluations_of_one_set_share_its_seeds(tmp_path):
     waiting for it, then reuses the first one's record: each seed is trained once, both at the same time."""
     assert invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "3", "--root", tmp_path).exit_code == 0
     (run_id,) = Store(tmp_path).run_ids()
-    evaluate = ["evaluate", run_id, "--protocol", "hard-label", "--set", "epochs=10", "--repeats", "2",
-                "--root", tmp_path]
+    evaluate = ["evaluate", run_id, "--protocol", "hard-label", "--set", "epochs=100", "--repeats", "2",
+                "--root", tmp_path]  # seconds of training: the first must still hold seed 0 when it is paused
     locks = tmp_path / "scratch" / "evaluations" / "*.lock"
     first = start(*evaluate, env={}, stdout=subprocess.PIPE)
     wait_for(locks, first)  # it holds seed 0
@@ -185,7 +185,7 @@ def test_teacher_training_interrupted_mid_way_resumes_to_the_same_file(model_cac
 def test_sigkill_mid_student_training_then_resume_gives_the_uninterrupted_record(model_cache, tmp_path):
     env = {"DISTILLBENCH_CACHE": str(model_cache)}
     run = ["run", "--method", "random", "--dataset", "digits", "--ipc", "2", "--evaluate", "--protocol", "rded",
-           "--set", "epochs=30", "--repeats", "1", "--student", "conv3"]
+           "--set", "epochs=60", "--repeats", "1", "--student", "conv3"]  # the kill must land before the end
     assert invoke(*run, "--root", tmp_path / "whole", env=env).exit_code == 0
     (expected,) = Store(tmp_path / "whole").evaluations("digits").to_dict("records")
 
