@@ -18,8 +18,6 @@ def test_every_section_runs_on_the_cpu_at_quick_size(tmp_path):
     sections = report["sections"]
     assert set(sections) == {"d3hr", "group_sampling", "students", "jpeg_decode"}
     assert not [name for name, section in sections.items() if "error" in section], sections
-    rates = [sections["d3hr"][k] for k in ("inversion_images_per_s", "inversion_one_by_one_images_per_s",
-                                           "generation_images_per_s", "generation_one_by_one_images_per_s")]
-    rates += [sections["group_sampling"]["eager_seconds_per_class"], sections["students"]["ours_images_per_s"],
-              sections["students"]["dataloader_images_per_s"], sections["jpeg_decode"]["ratio"]]
-    assert all(rate > 0 for rate in rates)
+    for name, section in sections.items():
+        rates = [v for k, v in section.items() if k.endswith(("_per_s", "_per_class"))]
+        assert rates and min(rates) > 0, (name, section)
