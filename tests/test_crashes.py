@@ -87,7 +87,7 @@ def test_two_evaluations_of_one_set_share_its_seeds(tmp_path):
     waiting for it, then reuses the first one's record: each seed is trained once, both at the same time."""
     assert invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "3", "--root", tmp_path).exit_code == 0
     (run_id,) = Store(tmp_path).run_ids()
-    evaluate = ["evaluate", run_id, "--protocol", "hard-label", "--set", "epochs=100", "--repeats", "2",
+    evaluate = ["evaluate", run_id, "--protocol", "hard-label", "--set", "epochs=50", "--repeats", "2",
                 "--root", tmp_path]  # seconds of training: the first must still hold seed 0 when it is paused
     locks = tmp_path / "scratch" / "evaluations" / "*.lock"
     first = start(*evaluate, env={}, stdout=subprocess.PIPE)
