@@ -10,7 +10,7 @@ from distillbench.cli import cli
 from distillbench.plugins import get_plugins
 
 _commands_registered = False
-# A test process or wait that takes this long hangs: every one measured takes under a minute on a loaded 2-core
+# A test process or wait that takes this long hangs: the slowest measured took about a minute on a loaded 2-core
 # machine, and no test asserts on time.  Timeouts only stop hung tests, and say so.
 HANG_SECONDS = 900
 
