@@ -27,6 +27,16 @@ def write_json(path: Path, obj) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def write_torch(path: Path, obj) -> None:
+    """``torch.save(obj)`` to ``path``, atomically."""
+    import io
+
+    import torch
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
+
+
 def copy_tree(source: Path, dest: Path) -> None:
     """Copy the folder ``source`` to ``dest``, which appears whole or not at all."""
     import shutil

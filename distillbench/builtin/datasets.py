@@ -34,8 +34,6 @@ def _embedded(name: str, read):
     the versions of the libraries that ship and split it: parsing mnist5k's text and importing scikit-learn
     cost every process 4 s."""
     def load(data_dir, split, download):
-        import io
-
         import torch
         from importlib.metadata import version
 
@@ -47,9 +45,7 @@ def _embedded(name: str, read):
             return TensorImageSet(cached["images"], cached["labels"], DIGIT_NAMES)
         images, labels = read()
         parsed = _stratified_split(images, labels, split, 32)
-        buffer = io.BytesIO()
-        torch.save({"images": parsed.images, "labels": parsed.targets}, buffer)
-        atomic.write_bytes(path, buffer.getvalue())
+        atomic.write_torch(path, {"images": parsed.images, "labels": parsed.targets})
         return parsed
     return load
 

@@ -5,7 +5,6 @@ A checkpoint is either ours (``{"model": state_dict, "arch": ..., "dataset":
 ``{"model": ...}`` (RDED) / ``{"state_dict": ...}`` (SRe2L) given as
 ``ARCH=PATH``; a ``module.`` prefix (DataParallel) is stripped.
 """
-import io
 from pathlib import Path
 
 import torch
@@ -21,9 +20,7 @@ def cached_teacher_path(cache_dir: Path, dataset: str, arch: str) -> Path:
 
 
 def save_teacher(path: Path, model, meta: dict) -> str:
-    buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), **meta}, buffer)
-    atomic.write_bytes(path, buffer.getvalue())
+    atomic.write_torch(path, {"model": model.state_dict(), **meta})
     checksum = sha256_file(path)
     atomic.write_json(path.with_suffix(".json"), {**meta, "sha256": checksum})
     return checksum

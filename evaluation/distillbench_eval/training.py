@@ -8,7 +8,6 @@ Given a checkpoint path, the loop saves its whole state there every few
 minutes, at an epoch's end, and an interrupted training resumes from it with
 the same result as an uninterrupted one.
 """
-import io
 import math
 import os
 import random
@@ -198,9 +197,7 @@ class Checkpoint:
                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                      "device": batches.images.device.type, "next_epoch": next_epoch, "evaluations": evaluations,
                      "seconds": seconds, "resumed_at": resumed_at}
-            buffer = io.BytesIO()
-            torch.save(state, buffer)
-            atomic.write_bytes(self.path, buffer.getvalue())
+            atomic.write_torch(self.path, state)
         self.last_saved = time.perf_counter()
 
 
