@@ -14,8 +14,8 @@ import argparse
 import torch
 
 from distillbench.accel import timed
-from distillbench_d3hr.backbone import Backbone, find_backbone
-from distillbench_d3hr.inversion import ddim_grid, guided, invert, sample
+from distillbench.diffusion.backbone import Backbone, find_backbone
+from distillbench.diffusion.ddim import ddim_grid, guided, invert, sample
 
 
 def dit_xl_backbone(device: str, layers: int = 28, width: int = 1152, size: int = 256) -> Backbone:

@@ -21,7 +21,8 @@ from distillbench.plugins import registry
 from distillbench_eval.augment import cutmix
 from distillbench_eval.protocols import PROTOCOLS, batch_size
 from distillbench.accel import precision, timed
-from distillbench_eval.training import Normalizer, kd_loss, make_optimizer, train_model
+from distillbench.teachers import Normalizer
+from distillbench_eval.training import kd_loss, make_optimizer, train_model
 
 
 class PerSample(Dataset):

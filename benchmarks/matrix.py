@@ -8,7 +8,7 @@
 A table is a protocol, its IPCs and its protocol overrides (``--table PROTOCOL:IPCS[:KEY=VALUE,...]``);
 without ``--table`` it is ``--protocol`` at ``--ipc`` with ``--set``.
 
-Trains (or reuses) one teacher per student architecture, distils with each method at each IPC and
+Trains (or reuses) one teacher per student architecture, distills with each method at each IPC and
 evaluates each set with each student (the student's own architecture as teacher, as RDED and D3HR do),
 then prints the table and writes the plot beside the results store.  SHIPPED stands for the mnist5k
 backbone that ships with the d3hr plugin.  Re-running skips finished runs and
@@ -48,7 +48,7 @@ def expand(option: str) -> str:
     """``SHIPPED`` -> the path of the mnist5k backbone shipped with the d3hr plugin."""
     if "SHIPPED" not in option:
         return option
-    from distillbench_d3hr.backbone import SHIPPED
+    from distillbench.diffusion.backbone import SHIPPED
     return option.replace("SHIPPED", str(SHIPPED / "mnist5k"))
 
 

@@ -51,6 +51,10 @@ def seed_option(f):
                         help="Random seed (0 to 2**32-1).")(f)
 
 
+def device_option(f):
+    return click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")(f)
+
+
 def data_options(f):
     """--data-dir, --download and --skip-bad-images, handed to the command as one ``data`` (a DataSource)."""
     @functools.wraps(f)
@@ -87,7 +91,7 @@ def eval_options(f):
 @click.group(cls=Group)
 @click.version_option(package_name="distillbench")
 def cli():
-    """distillbench: distil datasets with pluggable methods and compare them under one protocol."""
+    """distillbench: distill datasets with pluggable methods and compare them under one protocol."""
 
 
 def _add_listing(kind: str, plural: str) -> None:
@@ -151,13 +155,11 @@ def _eval_request(spec, data, students, teachers, protocol, overrides, repeats, 
     """The evaluation request, checked by its evaluator before any work starts."""
     from distillbench.evaluator import EvalRequest
     from distillbench.options import parse_pairs
-    from distillbench.run import resolve_device
     for student in students:
         registry("model").get(student)
-    request = EvalRequest(spec=spec, load_split=lambda split: data.load(spec, split),
-                          students=list(students), teachers=list(teachers), protocol=protocol,
-                          overrides=parse_pairs(overrides, "--set"), repeats=repeats, seed=seed,
-                          device=resolve_device(device), cache_dir=paths.cache_dir())
+    request = EvalRequest(spec=spec, data=data, students=list(students), teachers=list(teachers),
+                          protocol=protocol, overrides=parse_pairs(overrides, "--set"), repeats=repeats, seed=seed,
+                          device=device, cache_dir=paths.cache_dir())
     registry("evaluator").get(evaluator)().check(request)
     return request
 
@@ -169,12 +171,12 @@ def _print_result(record: dict) -> None:
                f"{record['final_acc'] * 100:.2f}%{best} ({when})")
 
 
-def distil_and_report(cfg):
-    """Distil (or resume, or reuse) a run, write its grid, say where both are."""
+def distill_and_report(cfg):
+    """Distill (or resume, or reuse) a run, write its grid, say where both are."""
     from distillbench import distributed
     from distillbench.grid import write_grid
-    from distillbench.run import distil
-    run_id, distilled = distil(cfg)
+    from distillbench.run import distill
+    run_id, distilled = distill(cfg)
     if distributed.is_main():
         grid = write_grid(distilled, distilled.path / "grid.png")
         click.echo(f"run {run_id}\n  distilled set: {distilled.path}\n  grid: {grid}")
@@ -186,7 +188,7 @@ def distil_and_report(cfg):
 @click.option("--dataset", default="mnist5k", show_default=True, help="Registered dataset.")
 @click.option("--ipc", type=int, required=True, help="Images per class.")
 @seed_option
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@device_option
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="A method option.")
 @click.option("--evaluate", "do_evaluate", is_flag=True, help="Also evaluate the distilled set.")
 @eval_options
@@ -194,15 +196,18 @@ def distil_and_report(cfg):
 @root_option
 def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teachers, protocol, overrides,
         repeats, evaluator, again, data, root):
-    """Distil DATASET with METHOD at IPC images per class, record it, optionally evaluate it."""
+    """Distill DATASET with METHOD at IPC images per class, record it, optionally evaluate it."""
+    from distillbench.device import resolve_device
+    from distillbench.evaluation import evaluate
     from distillbench.options import parse_pairs
-    from distillbench.run import RunConfig, evaluate
+    from distillbench.run import RunConfig
     spec = registry("dataset").get(dataset)
+    device = resolve_device(device)
     request = (_eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed, device, evaluator)
                if do_evaluate else None)
     cfg = RunConfig(method=method, dataset=dataset, ipc=ipc, seed=seed, device=device,
                     options=parse_pairs(options), root=root, data=data)
-    distilled = distil_and_report(cfg)
+    distilled = distill_and_report(cfg)
     if request is not None:
         evaluate(distilled, root, evaluator, request, on_result=_print_result, again=again)
 
@@ -211,7 +216,7 @@ def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teac
 @click.argument("target")
 @click.option("--dataset", help="Dataset of an ImageFolder without manifest (default: the run's).")
 @seed_option
-@click.option("--device", default="auto", show_default=True)
+@device_option
 @eval_options
 @data_options
 @root_option
@@ -219,10 +224,13 @@ def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, ov
                  again, data, root):
     """Evaluate TARGET: a recorded run id, a folder of distilled images, or `full`
     (the whole training set: the full-data reference of DD-Ranking's metrics)."""
-    from distillbench.run import evaluate, find_distilled
+    from distillbench.device import resolve_device
+    from distillbench.evaluation import evaluate
+    from distillbench.run import find_distilled
     distilled = find_distilled(target, root, dataset, data)
     spec = registry("dataset").get(distilled.manifest["dataset"] if dataset is None else dataset)
-    request = _eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed, device, evaluator)
+    request = _eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed,
+                            resolve_device(device), evaluator)
     evaluate(distilled, root, evaluator, request, on_result=_print_result, again=again)
 
 

@@ -9,7 +9,6 @@ import math
 
 from distillbench.distilled import FULL_METHOD
 
-HARD_PROTOCOL = "hard-label"
 RANDOM_METHOD = "random"
 
 
@@ -27,23 +26,27 @@ def lrs(hlr_value: float, ior_value: float, w: float = 0.5) -> float:
 
 
 def table(df, metric: str = "final_acc", w: float = 0.5):
-    """One row per (dataset, student, ipc, protocol, method) whose inputs all exist: HLR, IOR, LRS.
+    """One row per (dataset, student, ipc, protocol, hard-label protocol, method) whose inputs all exist:
+    HLR, IOR, LRS.
 
-    The soft protocol's accuracies give IOR; the hard-label protocol's give HLR,
-    with the ``full`` method (the whole training set) as Acc(real, hard).
+    Evaluations whose records say ``labels: "hard"`` give HLR, with the ``full`` method (the whole
+    training set) as Acc(real, hard); every other protocol's accuracies give IOR.
     """
     import pandas as pd
-    means = df.groupby(["dataset", "student", "ipc", "protocol", "method"])[metric].mean()
+    keys = ["dataset", "student", "ipc", "protocol", "method"]
+    hard_rows = df.get("labels", pd.Series(None, index=df.index, dtype=object)) == "hard"
+    soft, hard = (df[~hard_rows].groupby(keys)[metric].mean(), df[hard_rows].groupby(keys)[metric].mean())
     rows = []
-    for (dataset, student, ipc, protocol, method), acc in means.items():
-        if protocol == HARD_PROTOCOL or method in (RANDOM_METHOD, FULL_METHOD):
+    for (dataset, student, ipc, protocol, method), acc in soft.items():
+        random_acc = soft.get((dataset, student, ipc, protocol, RANDOM_METHOD))
+        if method in (RANDOM_METHOD, FULL_METHOD) or random_acc is None:
             continue
-        random_acc = means.get((dataset, student, ipc, protocol, RANDOM_METHOD))
-        syn_hard = means.get((dataset, student, ipc, HARD_PROTOCOL, method))
-        real_hard = means.get((dataset, student, 0, HARD_PROTOCOL, FULL_METHOD))
-        if random_acc is None or syn_hard is None or real_hard is None:
-            continue
-        h, i = hlr(real_hard, syn_hard), ior(acc, random_acc)
-        rows.append(dict(dataset=dataset, student=student, ipc=ipc, protocol=protocol, method=method,
-                         HLR=h, IOR=i, LRS=lrs(h, i, w)))
+        for hard_protocol in hard.index.unique("protocol"):
+            syn_hard = hard.get((dataset, student, ipc, hard_protocol, method))
+            real_hard = hard.get((dataset, student, 0, hard_protocol, FULL_METHOD))
+            if syn_hard is None or real_hard is None:
+                continue
+            h, i = hlr(real_hard, syn_hard), ior(acc, random_acc)
+            rows.append(dict(dataset=dataset, student=student, ipc=ipc, protocol=protocol,
+                             hard_protocol=hard_protocol, method=method, HLR=h, IOR=i, LRS=lrs(h, i, w)))
     return pd.DataFrame(rows)

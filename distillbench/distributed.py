@@ -32,6 +32,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def progress(iterable, desc: str, total=None):
+    """A progress bar on rank 0 only: under torchrun the other ranks' bars would overwrite it."""
+    from tqdm.auto import tqdm
+    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, disable=not is_main())
+
+
 def shard(items: list) -> list:
     """This rank's share of ``items``: every world_size-th one, starting at its rank."""
     return items[rank()::world_size()]

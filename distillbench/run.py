@@ -1,7 +1,6 @@
-"""One run end to end: resolve names, check inputs, distil, record, and optionally evaluate."""
-import platform
+"""One distillation end to end: resolve names, check inputs, run the units, record; and find a set to evaluate."""
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from distillbench.distilled import FULL_METHOD, DistilledSet, FullTrainingSet
 from distillbench.errors import UsageError
 from distillbench.method import RunContext, options_dict
 from distillbench.plugins import get_plugins, registry
+from distillbench.provenance import versions
+from distillbench.runner import run_units
 from distillbench.store import Store
 
 
@@ -21,43 +22,10 @@ class RunConfig:
     dataset: str
     ipc: int
     seed: int = 0
-    device: str = "auto"
+    device: str = "cpu"  # a resolved torch device (see distillbench.device.resolve_device)
     options: dict = field(default_factory=dict)
     root: Path = Path("distillbench-runs")
     data: DataSource = field(default_factory=DataSource)
-
-
-def resolve_device(device: str) -> str:
-    """The torch device for ``--device``; under torchrun, plain ``cuda`` means this rank's local GPU."""
-    import torch
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and distributed.active():
-        device = f"cuda:{distributed.local_rank()}"
-    if device != "cpu":
-        _check_cuda(device)
-        if ":" in device:  # torch.cuda.set_device refuses a plain "cuda"; that one is the current device already
-            torch.cuda.set_device(device)
-    return device
-
-
-def _check_cuda(device: str) -> None:
-    import torch
-    kind, _, index = device.partition(":")
-    if kind != "cuda" or (index and not index.isdigit()):
-        raise UsageError(f"unknown --device '{device}'; use cpu, cuda, cuda:N or auto")
-    if not torch.cuda.is_available() or int(index or 0) >= torch.cuda.device_count():
-        raise UsageError(f"--device {device} requested but that CUDA device is not available here; "
-                         "use --device cpu or auto")
-
-
-def versions() -> dict:
-    import numpy
-    import torch
-    import torchvision
-    from distillbench import __version__
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "distillbench": __version__}
 
 
 def run_id_for(cfg: RunConfig, options: dict, train_fingerprint: str, models: dict) -> str:
@@ -82,8 +50,8 @@ def check_ipc(ipc: int, train, dataset: str, bounded: bool = True) -> None:
                          f"has {smallest} training images)")
 
 
-def distil(cfg: RunConfig):
-    """Distil (or resume, or reuse) the run; return (run_id, DistilledSet)."""
+def distill(cfg: RunConfig):
+    """Distill (or resume, or reuse) the run; return (run_id, DistilledSet)."""
     method_cls = registry("method").get(cfg.method)
     spec = registry("dataset").get(cfg.dataset)
     method = method_cls.from_overrides(cfg.options)
@@ -94,19 +62,18 @@ def distil(cfg: RunConfig):
     models = method.model_fingerprints(spec, train.num_classes)
     run_id = run_id_for(cfg, options, fingerprint, models)
     plugin, plugin_version = get_plugins().version_of("method", cfg.method)
-    device = resolve_device(cfg.device)
-    distributed.init(device)
-    ctx = RunContext(spec=spec, train=train, ipc=cfg.ipc, seed=cfg.seed, device=device,
+    ctx = RunContext(spec=spec, train=train, ipc=cfg.ipc, seed=cfg.seed, device=cfg.device,
                      scratch=cfg.root / "scratch" / run_id, shared=cfg.root / "scratch" / "shared")
     manifest = {
-        "run_id": run_id, "method": cfg.method, "options": options, "dataset": cfg.dataset, "ipc": cfg.ipc,
-        "seed": cfg.seed, "device": device, "world_size": distributed.world_size(),
+        "run_id": run_id, "method": cfg.method, "options": options,
+        "option_defaults": options_dict(method_cls()), "dataset": cfg.dataset, "ipc": cfg.ipc,
+        "seed": cfg.seed, "device": cfg.device, "world_size": distributed.world_size(),
         "plugin": {"name": plugin, "version": plugin_version},
         "versions": versions(), "inputs": {"train_fingerprint": fingerprint, "models": models,
                    "skipped_images": len(train.skipped), "skipped_files": train.skipped[:100]},
         "command": sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    distilled = method.distill(ctx, cfg.root / "runs" / run_id, manifest)
+    distilled = run_units(method, ctx, cfg.root / "runs" / run_id, manifest)
     if distributed.is_main():
         Store(cfg.root).record_run(run_id, distilled.path, distilled.manifest)
     return run_id, distilled
@@ -130,39 +97,5 @@ def find_distilled(target: str, root: Path, dataset=None, data: DataSource = Dat
         raise UsageError(f"'{target}' is neither a run recorded under {root} nor a folder; "
                          "see the run ids with `distillbench show`")
     if dataset is None:
-        raise UsageError(f"{path} has no manifest.json; say which dataset it distils with --dataset")
+        raise UsageError(f"{path} has no manifest.json; say which dataset it distills with --dataset")
     return DistilledSet.from_imagefolder(path, registry("dataset").get(dataset))
-
-
-def evaluate(distilled: DistilledSet, root: Path, evaluator_name: str, request, on_result=None,
-             again: bool = False) -> list[dict]:
-    """Evaluate ``distilled`` and store every record as soon as it exists.  Records stored earlier with
-    the same identity are reported and reused, not trained again, unless ``again``."""
-    evaluator = registry("evaluator").get(evaluator_name)()
-    distributed.init(request.device)
-    store = Store(root)
-    manifest = distilled.manifest
-    if manifest["dataset"] != request.spec.name:
-        raise UsageError(f"the set distils '{manifest['dataset']}' but evaluation was asked on "
-                         f"'{request.spec.name}'; drop --dataset or pass --dataset {manifest['dataset']}")
-    base = {"run_id": manifest.get("run_id"), "method": manifest["method"], "dataset": manifest["dataset"],
-            "ipc": manifest["ipc"], "distilled_path": str(distilled.path), "evaluator": evaluator_name,
-            "versions": versions()}
-
-    def record(result: dict) -> None:
-        """Rank 0 stores and reports; the other ranks of a torchrun job trained the same model with it."""
-        if not distributed.is_main():
-            return
-        full = {**base, **result}
-        store.record_evaluation(full)
-        if on_result is not None:
-            on_result(full)
-
-    def recorded(identity: str):
-        earlier = None if again else store.recorded_evaluation(identity)
-        if earlier is not None and on_result is not None and distributed.is_main():
-            on_result({**earlier, "reused": True})
-        return earlier
-
-    request = replace(request, recorded=recorded, checkpoints=root / "scratch" / "evaluations")
-    return evaluator.evaluate(distilled, request, record)

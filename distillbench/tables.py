@@ -13,16 +13,9 @@ FORMATS = ("markdown", "latex", "csv")
 PLOT_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpeg", ".jpeg": "jpeg"}
 
 
-def variant(method: str, options: dict) -> str:
-    """The method's column name: its name, plus the options that differ from the method's defaults,
-    so that runs with different options are never averaged together."""
-    import dataclasses
-
-    from distillbench.plugins import registry
-    try:
-        defaults = dataclasses.asdict(registry("method").get(method).Options())
-    except Exception:  # the method's plugin is gone: every stored option counts
-        defaults = {}
+def variant(method: str, options: dict, defaults: dict) -> str:
+    """The method's column name: its name, plus the options that differ from the method's defaults (as its
+    run's manifest recorded them), so that runs with different options are never averaged together."""
     changed = {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}
     if not changed:
         return method
@@ -39,12 +32,13 @@ def with_variants(df):
     import pandas as pd
 
     from distillbench.checksum import json_digest
-    labels = pd.Series([variant(m, o) for m, o in zip(df["method"], df["options"])], index=df.index)
+    labels = pd.Series([variant(m, o, d) for m, o, d in zip(df["method"], df["options"], df["option_defaults"])],
+                       index=df.index)
     if "models" in df:
         models = df["models"].map(lambda m: json_digest(m)[:6])
         mixed = models.groupby(labels).transform("nunique") > 1
         labels = labels.where(~mixed, labels + "@" + models)
-    return df.assign(method=labels).drop(columns=[c for c in ("options", "models") if c in df])
+    return df.assign(method=labels).drop(columns=[c for c in ("options", "option_defaults", "models") if c in df])
 
 
 def _row_keys(df) -> list[str]:

@@ -14,6 +14,7 @@ import torch
 from conftest import HANG_SECONDS, communicate, hang, invoke
 from distillbench.plugins import registry
 from distillbench.store import Store
+from distillbench.teachers import Normalizer
 from distillbench_eval import training
 from distillbench_eval.protocols import PROTOCOLS
 from test_runner import png_bytes_of
@@ -117,7 +118,7 @@ def train_conv3(checkpoint=None):
     torch.manual_seed(2)
     student = conv3.build(4, 16)
     result = training.train_model(student, (images, labels), (images, labels), settings, batch_size=16, lr=1e-3,
-                                  normalize=training.Normalizer([0.5] * 3, [0.5] * 3, "cpu"), device="cpu", seed=3,
+                                  normalize=Normalizer([0.5] * 3, [0.5] * 3, "cpu"), device="cpu", seed=3,
                                   teacher=teacher, show_progress=False, checkpoint=checkpoint)
     return student, result
 

@@ -108,7 +108,8 @@ def test_bad_option_values(model_cache, root):
 
 
 def test_interrupted_run_resumes_from_checkpointed_classes(model_cache, tmp_path, monkeypatch):
-    from distillbench.method import RunContext, run_units
+    from distillbench.method import RunContext
+    from distillbench.runner import run_units
     from distillbench.plugins import registry
     from distillbench_d3hr.method import D3HR
     monkeypatch.setenv("DISTILLBENCH_CACHE", str(model_cache))
@@ -170,7 +171,7 @@ def test_fine_tuning_keeps_a_larger_inits_architecture_and_resolution(tmp_path):
     import torch
     from diffusers import DiTTransformer2DModel
 
-    from distillbench_d3hr.backbone import Backbone
+    from distillbench.diffusion.backbone import Backbone
     from distillbench_d3hr.training import BackboneConfig, build_vae, save_pipeline
     torch.manual_seed(0)
     cfg = BackboneConfig(vae_channels="16,16,16,16")

@@ -6,7 +6,7 @@ from scipy import stats as scipy_stats
 
 from distillbench_d3hr.group_sampling import (ScoreWeights, candidate, chunk_size_for, group_scores, random_group,
                                               select_group)
-from distillbench_d3hr.inversion import ddim_grid, ddim_move, invert, sample
+from distillbench.diffusion.ddim import ddim_grid, ddim_move, invert, sample
 from distillbench_d3hr.stats import Moments
 from distillbench_d3hr.training import ddpm_scheduler
 

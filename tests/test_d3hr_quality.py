@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from distillbench.plugins import registry
-from distillbench_d3hr.backbone import SHIPPED, Backbone
+from distillbench.diffusion.backbone import SHIPPED, Backbone
 from distillbench_d3hr.group_sampling import ScoreWeights, group_scores, select_group
-from distillbench_d3hr.inversion import ddim_grid, guided, invert, sample
+from distillbench.diffusion.ddim import ddim_grid, guided, invert, sample
 
 pytestmark = pytest.mark.skipif(not (SHIPPED / "mnist5k" / "model_index.json").is_file(),
                                 reason="the shipped mnist5k backbone is missing")

@@ -27,7 +27,7 @@ def test_only_an_indexed_gpu_is_selected(monkeypatch, device, selected):
     """torch.cuda.set_device refuses a plain 'cuda' (it wants an index): that once broke every --device cuda."""
     import torch
     from torch._utils import _get_device_index
-    from distillbench.run import resolve_device
+    from distillbench.device import resolve_device
     chosen = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

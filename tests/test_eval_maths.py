@@ -104,8 +104,8 @@ def test_ddranking_table_needs_all_inputs():
     import pandas as pd
     rows = [("full", 0, "hard-label", 0.99), ("d3hr", 10, "hard-label", 0.80), ("d3hr", 10, "rded", 0.90),
             ("random", 10, "rded", 0.70)]
-    df = pd.DataFrame([dict(dataset="digits", student="conv3", method=m, ipc=i, protocol=p, seed=0, final_acc=a)
-                       for m, i, p, a in rows])
+    df = pd.DataFrame([dict(dataset="digits", student="conv3", method=m, ipc=i, protocol=p, seed=0, final_acc=a,
+                            labels="hard" if p == "hard-label" else "soft") for m, i, p, a in rows])
     table = ddranking.table(df)
     assert len(table) == 1 and table.iloc[0]["HLR"] == pytest.approx(0.19) and table.iloc[0]["LRS"] == pytest.approx(0.27107, abs=1e-5)
     assert ddranking.table(df[df["method"] != "full"]).empty

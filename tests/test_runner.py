@@ -12,7 +12,8 @@ from distillbench.builtin.random_method import RandomSubset
 from distillbench.distilled import MANIFEST, DistilledSet
 from distillbench.grid import grid_labels, tile_grid, write_grid
 from distillbench.errors import ContractError
-from distillbench.method import RunContext, Unit, run_units
+from distillbench.method import RunContext, Unit
+from distillbench.runner import run_units
 from distillbench.plugins import registry
 
 

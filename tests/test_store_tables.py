@@ -121,7 +121,7 @@ def test_runs_made_with_other_models_are_kept_apart(tmp_path):
 
 
 def test_default_options_keep_the_plain_name():
-    assert tables.variant("random", {}) == "random"
+    assert tables.variant("random", {"k": 1}, {"k": 1}) == "random"
 
 
 def test_protocols_are_filtered_and_never_share_a_plot_line(tmp_path):

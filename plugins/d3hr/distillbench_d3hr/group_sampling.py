@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from distillbench.method import derive_seed
+from distillbench.api import derive_seed
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,13 @@ sampling_offset=1 m=100000000`` reproduces the code.  ``inversion_steps=31`` is 
 grid point 31 (counting t = 0), t = 600, the official ``i_step=6``.  Guidance 4.0 is the code's, used for
 inversion and sampling alike (``invert_guided=false`` inverts unguided).
 """
-import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, Optional
 
-from distillbench import atomic
-from distillbench.datasets import ImageSet
-from distillbench.errors import DistillbenchError, UsageError
-from distillbench.method import Distiller, derive_seed
-from distillbench.options import option
+from distillbench.api import (Distiller, DistillbenchError, ImageSet, UnitResult, UsageError, atomic, derive_seed,
+                              option)
 
 SCORES = {"mean": (1, 0, 0), "mean_std": (1, 1, 0), "full": (1, 1, 1)}
 
@@ -91,35 +88,35 @@ class D3HR(Distiller):
     smoke_options = {"m": "64", "num_inference_steps": "10", "inversion_steps": "6"}
     Options = Options
 
-    def training_set(self, load):
+    @cached_property
+    def stored(self):
+        """The statistics file of ``stats=`` (read once), or None."""
         if self.options.stats is None:
+            return None
+        from distillbench_d3hr.stats import read_stats
+        return read_stats(self.options.stats)
+
+    def training_set(self, load):
+        if self.stored is None:
             return load()
-        from distillbench.checksum import sha256_file
-        from distillbench_d3hr.stats import read_header
-        return StatsOnly(read_header(self.options.stats), sha256_file(Path(self.options.stats)))
+        return StatsOnly(self.stored.header, self.stored.checksum)
 
     # -- set-up: backbone, grid, stored statistics -------------------------------------------------------
 
     def _backbone_option(self):
         """``backbone=``, else the one named by the statistics file, else None (the dataset's)."""
-        if self.options.backbone or self.options.stats is None:
+        if self.options.backbone or self.stored is None:
             return self.options.backbone
-        from distillbench_d3hr.stats import read_header
-        return read_header(self.options.stats)["backbone"]
+        return self.stored.header["backbone"]
 
     def model_fingerprints(self, spec, num_classes: int) -> dict:
-        from distillbench_d3hr.backbone import find_backbone, weights_fingerprint
+        from distillbench.api import find_backbone, weights_fingerprint
         return {"backbone": weights_fingerprint(find_backbone(spec.name, self._backbone_option()))}
 
     def setup(self, ctx) -> None:
-        from distillbench_d3hr.backbone import Backbone, find_backbone, weights_fingerprint
-        from distillbench_d3hr.inversion import ddim_grid
+        from distillbench.api import Backbone, ddim_grid, find_backbone, weights_fingerprint
         opts = self.options
-        self.stored = None
         backbone_path = self._backbone_option()
-        if opts.stats is not None:
-            from distillbench_d3hr.stats import read_stats
-            self.stored = read_stats(opts.stats)
         self.backbone = Backbone.load(find_backbone(ctx.spec.name, backbone_path), ctx.device, opts.amp)
         self.backbone.check(ctx.spec, ctx.train.num_classes, explicit=backbone_path is not None)
         self.backbone_fingerprint = weights_fingerprint(self.backbone.path)
@@ -137,7 +134,7 @@ class D3HR(Distiller):
         a matrix over IPC 1, 10 and 50 maps the training set once (IPC and the sampling options do not
         change the statistics)."""
         import torch
-        from distillbench.checksum import json_digest
+        from distillbench.api import json_digest
         opts = self.options
         inputs = {"train": ctx.train.fingerprint(), "backbone": self.backbone_fingerprint,
                   "inversion_path": self.inversion_path, "mapping": opts.mapping, "guidance": opts.guidance,
@@ -146,7 +143,7 @@ class D3HR(Distiller):
         return ctx.shared / "d3hr-stats" / json_digest(inputs)[:16]
 
     def _check_stored(self, ctx) -> None:
-        header = self.stored[0]
+        header = self.stored.header
         if header["latent_shape"] != list(self.backbone.latent_shape):
             raise UsageError(f"statistics in {self.options.stats} are of latents {header['latent_shape']}, "
                              f"the backbone makes {list(self.backbone.latent_shape)}")
@@ -177,11 +174,9 @@ class D3HR(Distiller):
         if self.options.sampling == "group":
             bar = lambda chunks: ctx.progress(chunks, desc=f"group sampling {key}")  # noqa: E731
             chosen = select_group(mu, sigma, n, self.options.m, ctx.seed, key, self.options.weights(), progress=bar)
-            atomic.write_json(ctx.scratch / "selection" / f"{key}.json", {"index": chosen.index, "score": chosen.score,
-                                                                            "chunk_size": chosen.chunk_size})
-            latents = chosen.latents(mu, sigma)
-        else:
-            latents = random_group(mu, sigma, n, ctx.seed, key)
+            images = self.generate(chosen.latents(mu, sigma).view(n, *self.backbone.latent_shape), label, ctx)
+            return UnitResult(images, {"index": chosen.index, "score": chosen.score, "chunk_size": chosen.chunk_size})
+        latents = random_group(mu, sigma, n, ctx.seed, key)
         return self.generate(latents.view(n, *self.backbone.latent_shape), label, ctx)
 
     def generate(self, latents, label: int, ctx):
@@ -196,7 +191,7 @@ class D3HR(Distiller):
         import torch
         from safetensors.torch import load_file, save
         if self.stored is not None:
-            return self.stored[1][label], self.stored[2][label]
+            return self.stored.means[label], self.stored.variances[label]
         checkpoint = self.stats_dir / f"class-{label:05d}.safetensors"
         with atomic.exclusive(checkpoint.with_suffix(".lock")):
             if not checkpoint.is_file():
@@ -209,9 +204,7 @@ class D3HR(Distiller):
     def map_class(self, label: int, ctx):
         """Encode and invert (or noise) every training image of the class, accumulating moments."""
         import torch
-        from distillbench.errors import check_finite
-        from distillbench_d3hr.backbone import BACKBONE_FIX
-        from distillbench_d3hr.inversion import forward_noise, guided, invert
+        from distillbench.api import BACKBONE_FIX, check_finite, forward_noise, guided, invert
         from distillbench_d3hr.stats import Moments
         opts, backbone = self.options, self.backbone
         index = ctx.train.indices_of(label)
@@ -243,20 +236,17 @@ class D3HR(Distiller):
             "inversion_timestep": 1000 // self.options.num_inference_steps * (self.options.inversion_steps - 1),
         }}
 
-    def finalize(self, ctx, folder: Path) -> dict:
+    def finalize(self, ctx, folder: Path, unit_notes: dict) -> dict:
         """Write ``stats.safetensors`` (every class's Gaussian) beside the images: enough, with the backbone,
         to regenerate a set of any IPC (``distillbench d3hr generate``)."""
         import torch
         from distillbench_d3hr.stats import STATS_FILE, write_stats
-        if not hasattr(self, "backbone"):
-            self.setup(ctx)
         stats = [self.class_stats(c, ctx) for c in range(ctx.train.num_classes)]
         means, variances = torch.stack([m for m, _ in stats]), torch.stack([v for _, v in stats])
-        counts = self.stored[3] if self.stored is not None else [
+        counts = self.stored.counts if self.stored is not None else [
             int(_load_count(self.stats_dir / f"class-{c:05d}.safetensors")) for c in range(len(stats))]
         write_stats(folder / STATS_FILE, means, variances, counts, self.header(ctx))
-        selections = {p.stem: json.loads(p.read_text()) for p in sorted((ctx.scratch / "selection").glob("*.json"))}
-        return {"d3hr_selection": selections}
+        return {"d3hr_selection": dict(sorted(unit_notes.items()))}
 
 
 def _load_count(path: Path) -> int:

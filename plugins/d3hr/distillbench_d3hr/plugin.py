@@ -2,7 +2,7 @@
 
 Registered through the ``distillbench`` entry-point group, exactly as a third-party plugin would be.
 """
-from distillbench import hookimpl
+from distillbench.api import hookimpl
 
 
 @hookimpl

@@ -4,6 +4,9 @@ Batches are merged with Chan et al.'s parallel update of (count, mean, M2),
 so the result equals the two-pass mean and unbiased variance of all latents
 seen (the official code: ``torch.mean`` and ``torch.var`` (N - 1) over the class).
 """
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 
 
@@ -42,7 +45,7 @@ def write_stats(path, means, variances, counts, header: dict) -> None:
 
     from safetensors.torch import save
 
-    from distillbench import atomic
+    from distillbench.api import atomic
     tensors = {"mean": means.to(torch.float64).contiguous(), "variance": variances.to(torch.float64).contiguous(),
                "count": torch.as_tensor(counts, dtype=torch.long)}
     atomic.write_bytes(path, save(tensors, metadata={"d3hr": json.dumps(header, sort_keys=True)}))
@@ -53,7 +56,7 @@ def read_header(path) -> dict:
 
     from safetensors import safe_open
 
-    from distillbench.errors import UsageError
+    from distillbench.api import UsageError
     try:
         with safe_open(str(path), framework="pt") as f:
             return json.loads(f.metadata()["d3hr"])
@@ -61,9 +64,21 @@ def read_header(path) -> dict:
         raise UsageError(f"{path} is not a D3HR statistics file ({type(exc).__name__}: {exc})") from None
 
 
-def read_stats(path):
-    """(header, mean [K, d], variance [K, d], count [K])."""
+@dataclass(frozen=True)
+class ClassStats:
+    """A statistics file, read: its header, every class's Gaussian and sample count, and its checksum."""
+
+    header: dict
+    means: torch.Tensor  # [K, d] float64
+    variances: torch.Tensor  # [K, d] float64, unbiased
+    counts: torch.Tensor  # [K]
+    checksum: str
+
+
+def read_stats(path) -> ClassStats:
     from safetensors.torch import load_file
+
+    from distillbench.api import sha256_file
     header = read_header(path)
     tensors = load_file(str(path))
-    return header, tensors["mean"], tensors["variance"], tensors["count"]
+    return ClassStats(header, tensors["mean"], tensors["variance"], tensors["count"], sha256_file(Path(path)))

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from distillbench import atomic
-from distillbench.accel import autocast
-from distillbench.grid import tile_grid
+from distillbench.api import atomic, autocast, tile_grid
 
 
 @dataclass(frozen=True)
@@ -173,7 +171,7 @@ def save_pipeline(folder, dit, vae, info: dict) -> None:
 
 def sample_grid(backbone, num_classes: int, per_class: int, size: int, guidance: float, seed: int):
     """One row of fresh DDIM samples per class (50 steps), as a uint8 grid image."""
-    from distillbench_d3hr.inversion import ddim_grid, guided, sample
+    from distillbench.api import ddim_grid, guided, sample
     labels = torch.arange(num_classes).repeat_interleave(per_class).to(backbone.device)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((len(labels), *backbone.latent_shape), generator=generator).to(backbone.device)
@@ -182,3 +180,40 @@ def sample_grid(backbone, num_classes: int, per_class: int, size: int, guidance:
     z0 = sample(guided(backbone.eps, labels, backbone.null_label, guidance), x, grid, alphas)
     return tile_grid(backbone.decode(z0, size), per_class)
 
+
+
+def train_backbone(spec, train, cfg: BackboneConfig, device: str, folder, init, command: str) -> dict:
+    """Train a VAE and a DiT on ``train`` (or fine-tune the pipeline folder ``init``), save the pipeline at
+    ``folder`` with its record (which says the ``command`` that made it) and a grid of samples
+    (``samples.png``); return the record."""
+    from distillbench.api import Backbone, distributed, png_bytes
+    from distillbench_d3hr import __version__
+    progress = distributed.progress
+    images = (train.load(torch.arange(len(train))).float() / 127.5 - 1).to(device)
+    labels = train.targets.to(device)
+    torch.manual_seed(cfg.seed)
+    source = Backbone.load(init, device) if init else None
+    vae = source.vae if source else train_vae(build_vae(cfg, spec.image_size).to(device), images, cfg, progress)
+    means, stds = latent_moments(vae, images, source.image_size if source else spec.image_size)
+    if source is None:  # as Stable Diffusion's 0.18215: scaled latents of unit variance
+        vae.register_to_config(scaling_factor=1 / float((means.var() + stds.pow(2).mean()).sqrt()))
+    scale = vae.config.scaling_factor
+    dit = (fine_tune_start(source.transformer, train.num_classes) if source
+           else build_dit(cfg, means.shape[-1], train.num_classes)).to(device)
+    ema = train_dit(dit.requires_grad_(True), means, stds, labels, scale, cfg, progress)
+    info = {"dataset": spec.name, "num_classes": train.num_classes, "image_size": spec.image_size,
+            "config": cfg.__dict__, "init": _init_record(source), "scaling_factor": scale,
+            "train_fingerprint": train.fingerprint(), "plugin_version": __version__, "command": command}
+    save_pipeline(folder, ema, vae.requires_grad_(False), info)
+    grid = sample_grid(Backbone.load(folder, device), train.num_classes, 10, spec.image_size, 4.0, cfg.seed)
+    atomic.write_bytes(folder / "samples.png", png_bytes(grid))
+    return info
+
+
+def _init_record(source):
+    """Where a fine-tune started: the init's path, checksum and own record (its command and config,
+    and so on back along a chain of fine-tunes)."""
+    if source is None:
+        return None
+    from distillbench.api import weights_fingerprint
+    return {"path": str(source.path), "fingerprint": weights_fingerprint(source.path), "info": source.info()}

@@ -3,8 +3,7 @@
 Learning rates are RDED's per-student AdamW rates (RDED ``argument.py``;
 the same table is in D3HR's ``validation/argument.py``).
 """
-from distillbench.errors import UsageError
-from distillbench.models import ModelSpec
+from distillbench.api import ModelSpec, UsageError
 
 
 def convnet(depth: int, num_classes: int, image_size: int, width: int = 128):

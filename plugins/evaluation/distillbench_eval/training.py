@@ -21,9 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from distillbench import atomic, distributed
-from distillbench.accel import autocast, precision
-from distillbench.errors import DistillbenchError
+from distillbench.api import DistillbenchError, atomic, autocast, distributed, precision
 from distillbench_eval.augment import cutmix, mixup, random_resized_crop_flip, random_shift_flip
 
 
@@ -61,15 +59,6 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     if schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * epoch / epochs))
     return 1.0
-
-
-class Normalizer:
-    def __init__(self, mean, std, device):
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
-
-    def __call__(self, x_unit):
-        return (x_unit - self.mean) / self.std
 
 
 def eval_view(x_unit, size: int):
@@ -294,3 +283,28 @@ def distributed_facts(device: str):
         return None
     return {"world_size": distributed.world_size(), "backend": distributed.backend(),
             "sync_batchnorm": device.startswith("cuda")}
+
+
+def train_teacher(spec, model_spec, train, test, protocol, seed: int, device: str, path: Path):
+    """Train ``model_spec`` on the whole ``train`` split under the teacher ``protocol``, resuming from a
+    checkpoint beside ``path``; rank 0 saves it at ``path`` with its metadata.  Returns (result, checksum)."""
+    from distillbench.api import derive_seed, json_digest, normalizer, save_teacher
+    seed = derive_seed(seed, f"teacher/{spec.name}/{model_spec.name}") % 2**31
+    torch.manual_seed(seed)
+    model = model_spec.build(train.num_classes, spec.image_size)
+    settings = protocol.settings
+    inputs = {"protocol": protocol.resolved(), "seed": seed, "train_fingerprint": train.fingerprint()}
+    checkpoint = Checkpoint(path.with_name(f"{path.stem}-{json_digest(inputs)[:16]}.checkpoint.pt"))
+    result = train_model(model, (train.load(torch.arange(len(train))), train.targets),
+                         (test.load(torch.arange(len(test))), test.targets), settings,
+                         batch_size=settings.batch_size, lr=settings.lr,
+                         normalize=normalizer(spec, settings.normalization, device), device=device, seed=seed,
+                         name=f"teacher {model_spec.name}", checkpoint=checkpoint)
+    if not distributed.is_main():
+        return result, None
+    meta = {"arch": model_spec.name, "dataset": spec.name, "num_classes": train.num_classes,
+            "image_size": spec.image_size, "normalization": settings.normalization, "accuracy": result["final_acc"],
+            **inputs}
+    checksum = save_teacher(path, model.cpu(), meta)
+    checkpoint.path.unlink(missing_ok=True)
+    return result, checksum

@@ -1,4 +1,5 @@
-"""Teachers: train one into the cache, or load user-supplied checkpoints.
+"""Teachers, a service of every plugin that needs one (the evaluator's soft labels, SRe2L's recovery, RDED's
+crop scores): find the cached one, load user-supplied checkpoints, average several, normalise their inputs.
 
 A checkpoint is either ours (``{"model": state_dict, "arch": ..., "dataset":
 ..., ...}``, written by ``distillbench train-teacher``) or a bare state_dict /
@@ -13,6 +14,28 @@ from distillbench import atomic
 from distillbench.checksum import sha256_file
 from distillbench.errors import UsageError
 from distillbench.plugins import registry
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+NORMALIZATIONS = ("dataset", "imagenet")
+
+
+class Normalizer:
+    """(x - mean) / std per channel, for images in [0, 1]."""
+
+    def __init__(self, mean, std, device):
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, x_unit):
+        return (x_unit - self.mean) / self.std
+
+
+def normalizer(spec, normalization: str, device) -> Normalizer:
+    """The input normalisation named ``normalization``: the dataset's own statistics, or ImageNet's."""
+    if normalization == "imagenet":
+        return Normalizer(IMAGENET_MEAN, IMAGENET_STD, device)
+    return Normalizer(spec.mean, spec.std, device)
 
 
 def cached_teacher_path(cache_dir: Path, dataset: str, arch: str) -> Path:

@@ -3,8 +3,7 @@
 Registered through the ``distillbench`` entry-point group like any third-party plugin.
 Torch is imported only when work starts, so that CLI start-up stays fast.
 """
-from distillbench import hookimpl
-from distillbench.evaluator import Evaluator
+from distillbench.api import Evaluator, hookimpl
 
 
 class StudentsEvaluator(Evaluator):
@@ -12,12 +11,16 @@ class StudentsEvaluator(Evaluator):
     description = "trains students on the set under a named protocol (rded by default); test accuracy over seeds"
 
     def check(self, request):
-        from distillbench_eval.evaluator import check_request
+        from distillbench_eval.students import check_request
         check_request(request)
 
-    def evaluate(self, distilled, request, on_result):
-        from distillbench_eval.evaluator import evaluate_students
-        return evaluate_students(distilled, request, on_result)
+    def trials(self, distilled, request):
+        from distillbench_eval.students import Session
+        self.session = Session(distilled, request)
+        return self.session.trials()
+
+    def run_trial(self, trial, ctx):
+        return self.session.run(trial, ctx)
 
 
 @hookimpl
@@ -34,5 +37,5 @@ def register_evaluators(register):
 
 @hookimpl
 def register_commands(cli):
-    from distillbench_eval.teacher_command import register
+    from distillbench_eval.commands import register
     register(cli)

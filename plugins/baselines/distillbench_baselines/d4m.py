@@ -16,9 +16,7 @@ the img2img noise are seeded; all of a class's latents are clustered in one ``KM
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from distillbench.errors import UsageError, check_finite
-from distillbench.method import Distiller, derive_seed
-from distillbench.options import option
+from distillbench.api import Distiller, UsageError, check_finite, derive_seed, option
 
 
 @dataclass(frozen=True)
@@ -65,12 +63,11 @@ class D4M(Distiller):
     Options = Options
 
     def model_fingerprints(self, spec, num_classes: int) -> dict:
-        from distillbench_d3hr.backbone import find_backbone, weights_fingerprint
+        from distillbench.api import find_backbone, weights_fingerprint
         return {"backbone": weights_fingerprint(find_backbone(spec.name, self.options.backbone))}
 
     def setup(self, ctx) -> None:
-        from distillbench_d3hr.backbone import Backbone, find_backbone
-        from distillbench_d3hr.inversion import ddim_grid
+        from distillbench.api import Backbone, ddim_grid, find_backbone
         self.backbone = Backbone.load(find_backbone(ctx.spec.name, self.options.backbone), ctx.device,
                                       self.options.amp)
         self.backbone.check(ctx.spec, ctx.train.num_classes, explicit=self.options.backbone is not None)
@@ -80,8 +77,7 @@ class D4M(Distiller):
 
     def distill_unit(self, unit, ctx):
         import torch
-        from distillbench_d3hr.backbone import BACKBONE_FIX
-        from distillbench_d3hr.inversion import forward_noise
+        from distillbench.api import BACKBONE_FIX, forward_noise
         (label,) = set(unit.labels)
         ipc = len(unit.slots)
         index = ctx.train.indices_of(label)

@@ -19,9 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from distillbench.errors import UsageError, check_finite
-from distillbench.method import Unit
-from distillbench.options import option
+from distillbench.api import Unit, UsageError, check_finite, option
 from distillbench_baselines.teacher import TeacherMethod
 
 

@@ -1,5 +1,5 @@
 """The diffusion backbone: a class-conditional latent DiT, its VAE and a DDIM scheduler, as a diffusers
-pipeline folder (``DiTPipeline.save_pretrained`` / ``from_pretrained``).
+pipeline folder (``DiTPipeline.save_pretrained`` / ``from_pretrained``).  D3HR and D4M share it.
 
 For ImageNet-1K the user points ``backbone=PATH`` at a local copy of ``facebook/DiT-XL-2-256``.  For
 every other dataset D3HR fine-tunes DiT on the dataset first (the official README; no recipe is
@@ -131,7 +131,7 @@ class Backbone:
     def generate(self, latents, label: int, timesteps, guidance: float, size: int, batch_size: int = 256,
                  progress=None):
         """DDIM-sample ``latents`` along ``timesteps`` (descending) for class ``label``, decode to uint8 images."""
-        from distillbench_d3hr.inversion import guided, sample
+        from distillbench.diffusion.ddim import guided, sample
         alphas = self.alphas_cumprod[timesteps].tolist()
         images = []
         chunks = latents.split(batch_size)

@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional
 
-from distillbench.errors import UsageError, choices_hint
-from distillbench.options import build
+from distillbench.api import UsageError, build_options, choices_hint
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def resolve(name: str, overrides: dict) -> Protocol:
         raise UsageError(f"unknown protocol '{name}'; choose one of: {choices_hint(PROTOCOLS)} (or a .json file)")
     if not overrides:
         return protocol
-    changed = build(Settings, overrides, owner=f"protocol '{protocol.name}'")
+    changed = build_options(Settings, overrides, owner=f"protocol '{protocol.name}'")
     explicit = {k: getattr(changed, k) for k in overrides}
     return replace(protocol, settings=replace(protocol.settings, **explicit))
 
@@ -114,7 +113,7 @@ def load_file(path: Path) -> Protocol:
         data = json.loads(path.read_text())
         settings = {k: str(v) if v is not None else "none" for k, v in data.get("settings", {}).items()}
         return Protocol(str(data["name"]), int(data["version"]), str(data.get("description", "")),
-                        build(Settings, settings, owner=f"protocol file {path}"))
+                        build_options(Settings, settings, owner=f"protocol file {path}"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"cannot read protocol file {path}: {type(exc).__name__}: {exc}; expected JSON "
                          '{"name": ..., "version": 1, "settings": {...}}') from None

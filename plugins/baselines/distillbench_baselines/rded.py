@@ -15,8 +15,7 @@ PNG rather than JPEG; the teacher is distillbench's (the cached ``train-teacher`
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from distillbench.errors import UsageError, check_finite
-from distillbench.options import option
+from distillbench.api import UsageError, check_finite, option
 from distillbench_baselines.teacher import TeacherMethod
 
 

@@ -1,5 +1,5 @@
 """The baselines plugin: ``sre2l``, ``rded`` and ``d4m``, registered like any third-party method."""
-from distillbench import hookimpl
+from distillbench.api import hookimpl
 
 
 @hookimpl

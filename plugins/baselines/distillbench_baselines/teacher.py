@@ -1,0 +1,23 @@
+"""Methods that distill against a teacher: ``teacher=ARCH=PATH``, or the cached one for ``teacher_arch``."""
+from distillbench.api import Distiller
+
+
+class TeacherMethod(Distiller):
+    """A Distiller whose options carry ``teacher``, ``teacher_arch`` and ``normalization``."""
+
+    def _teacher_args(self) -> list:
+        return [self.options.teacher] if self.options.teacher else []
+
+    def model_fingerprints(self, spec, num_classes: int) -> dict:
+        from distillbench.api import cache_dir, resolve_teachers
+        loaded = resolve_teachers(self._teacher_args(), self.options.teacher_arch, spec, num_classes, cache_dir())
+        return {"teachers": [info["sha256"] for _, info in loaded]}
+
+    def setup(self, ctx) -> None:
+        from distillbench.api import cache_dir, load_ensemble, normalizer
+        self.teacher, self.teacher_infos = load_ensemble(self._teacher_args(), self.options.teacher_arch, ctx.spec,
+                                                         ctx.train.num_classes, cache_dir(), ctx.device)
+        self.normalize = normalizer(ctx.spec, self.options.normalization, ctx.device)
+
+    def finalize(self, ctx, folder, unit_notes) -> dict:
+        return {"teachers": self.teacher_infos}

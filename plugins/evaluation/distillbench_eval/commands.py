@@ -1,0 +1,41 @@
+"""``distillbench train-teacher`` and ``distillbench protocols``: parse, call, print."""
+import click
+
+from distillbench.api import data_options, device_option, parse_pairs, seed_option
+
+
+def register(cli):
+    @cli.command(name="train-teacher")
+    @click.option("--dataset", default="mnist5k", show_default=True)
+    @click.option("--arch", default="conv3", show_default=True, help="Registered model (see `distillbench models`).")
+    @click.option("--epochs", type=click.IntRange(min=1), help="Default: the teacher protocol's (200).")
+    @seed_option
+    @device_option
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a teacher-protocol setting.")
+    @click.option("--force", is_flag=True, help="Retrain even if the cache has this teacher.")
+    @data_options
+    def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data):
+        """Train a teacher on the full training set and cache it (with accuracy, config and checksum)."""
+        from distillbench.api import cache_dir, cached_teacher_path, distributed, registry, resolve_device
+        from distillbench_eval.protocols import for_dataset, resolve
+        from distillbench_eval.training import train_teacher
+        spec, model_spec = registry("dataset").get(dataset), registry("model").get(arch)
+        path = cached_teacher_path(cache_dir(), dataset, arch)
+        if path.is_file() and not force:
+            click.echo(f"teacher exists: {path} (use --force to retrain)")
+            return
+        pairs = parse_pairs(overrides, "--set") | ({"epochs": str(epochs)} if epochs else {})
+        protocol = for_dataset(resolve("teacher", pairs), spec)
+        device = resolve_device(device)
+        result, checksum = train_teacher(spec, model_spec, data.load(spec, "train"), data.load(spec, "test"),
+                                         protocol, seed, device, path)
+        if distributed.is_main():
+            click.echo(f"teacher {arch} on {dataset}: test accuracy {result['final_acc'] * 100:.2f}% "
+                       f"({result['seconds']:.0f}s)\n  saved: {path} ({checksum})")
+
+    @cli.command()
+    def protocols():
+        """List the named evaluation protocols."""
+        from distillbench_eval.protocols import PROTOCOLS
+        for protocol in PROTOCOLS.values():
+            click.echo(f"{protocol.name:<14} v{protocol.version}  {protocol.description}")

@@ -1,0 +1,106 @@
+"""The ``students`` evaluator's work: train students on a set under a protocol, report test accuracy.
+
+One :class:`Session` per evaluated set: it resolves the protocol, loads the set, the test split and each
+student's teachers once, names the trials (one per student and seed) and trains one when the core asks.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from distillbench.api import (Trial, UsageError, atomic, derive_seed, load_ensemble, normalizer, registry,
+                              resolve_teachers)
+from distillbench_eval.protocols import batch_size, for_dataset, resolve
+from distillbench_eval.training import Checkpoint, train_model
+
+
+@torch.inference_mode()
+def soft_labels(teacher, images_u8, normalize, temperature: float, device: str, batch: int = 500):
+    """softmax(teacher(x)/T) of every (un-augmented) image."""
+    chunks = [F.softmax(teacher(normalize(images_u8[i:i + batch].to(device).float() / 255)).float() / temperature, 1)
+              for i in range(0, len(images_u8), batch)]
+    return torch.cat(chunks)
+
+
+def stored_soft_labels(distilled, teacher, teacher_infos, images_u8, normalize, temperature, device):
+    """Soft labels computed once and kept beside the set's images (FKD-style), keyed by teacher checksums."""
+    from safetensors.torch import load_file, save
+    if distilled.path is None:
+        raise UsageError("stored labels need a distilled set on disk; use the rded protocol for 'full'")
+    key = "-".join(info["sha256"].split(":")[1][:12] for info in teacher_infos)
+    path = Path(distilled.path) / f"soft_labels-{key}-T{temperature:g}.safetensors"
+    if path.is_file():
+        return load_file(path)["probs"].to(device)
+    probs = soft_labels(teacher, images_u8, normalize, temperature, device)
+    atomic.write_bytes(path, save({"probs": probs.cpu().contiguous()}))
+    return probs
+
+
+def check_request(request) -> None:
+    """The protocol resolves and every student's teacher loads (where the class count is known up front)."""
+    settings = resolve(request.protocol, request.overrides).settings
+    if settings.labels == "hard" or request.spec.num_classes is None:
+        return
+    for student in request.students:
+        resolve_teachers(request.teachers, settings.teacher_arch or student, request.spec, request.spec.num_classes,
+                         request.cache_dir)
+
+
+@dataclass
+class Student:
+    """What every seed of one student shares: its architecture, labeller and learning rate."""
+
+    model_spec: object
+    teacher: object  # the teacher ensemble, or None for hard labels
+    teacher_infos: list
+    stored: object  # stored soft labels, or None
+    lr: float
+
+
+class Session:
+    def __init__(self, distilled, request):
+        self.request = request
+        self.protocol = for_dataset(resolve(request.protocol, request.overrides), request.spec)
+        self.settings = settings = self.protocol.settings
+        self.images, self.labels = distilled.load()
+        self.test_split = request.load("test")
+        self.test = (self.test_split.load(torch.arange(len(self.test_split))), self.test_split.targets)
+        self.num_classes = self.test_split.num_classes
+        self.normalize = normalizer(request.spec, settings.normalization, request.device)
+        self.batch = settings.batch_size or batch_size(distilled.manifest["ipc"] or len(self.images),
+                                                       self.num_classes, len(self.images))
+        self.checksum, self.test_fingerprint = distilled.checksum(), self.test_split.fingerprint()
+        self.students = {name: self.student(name, distilled) for name in request.students}
+
+    def student(self, name: str, distilled) -> Student:
+        model_spec, settings, request = registry("model").get(name), self.settings, self.request
+        if settings.labels == "hard":
+            return Student(model_spec, None, [], None, settings.lr or model_spec.adamw_lr)
+        teacher, infos = load_ensemble(request.teachers, settings.teacher_arch or name, request.spec,
+                                       self.num_classes, request.cache_dir, request.device)
+        stored = None
+        if settings.labels == "stored":
+            stored = stored_soft_labels(distilled, teacher, infos, self.images, self.normalize, settings.temperature,
+                                        request.device)
+        return Student(model_spec, teacher, infos, stored, settings.lr or model_spec.adamw_lr)
+
+    def trials(self) -> list[Trial]:
+        return [Trial(f"{name} seed {repeat}", {
+            "student": name, "protocol": self.protocol.name, "protocol_resolved": self.protocol.resolved(),
+            "seed": repeat, "train_seed": derive_seed(self.request.seed, f"{name}/{repeat}") % 2**31,
+            "teachers": student.teacher_infos, "batch_size": self.batch, "lr": student.lr,
+            "distilled_checksum": self.checksum, "test_fingerprint": self.test_fingerprint})
+            for name, student in self.students.items() for repeat in range(self.request.repeats)]
+
+    def run(self, trial: Trial, ctx) -> dict:
+        fields = trial.fields
+        student = self.students[fields["student"]]
+        torch.manual_seed(fields["train_seed"])
+        model = student.model_spec.build(self.num_classes, self.request.spec.image_size)
+        result = train_model(model, (self.images, self.labels), self.test, self.settings, batch_size=self.batch,
+                             lr=student.lr, normalize=self.normalize, device=ctx.device, seed=fields["train_seed"],
+                             teacher=student.teacher, stored_probs=student.stored, name=trial.name,
+                             checkpoint=Checkpoint(ctx.checkpoint))
+        return {"labels": "hard" if self.settings.labels == "hard" else "soft",
+                "skipped_test_images": len(self.test_split.skipped), **result}
