@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from conftest import invoke
+from distillbench.testing import invoke
 from distillbench.cli import main
 from distillbench.plugins import registry
 from distillbench_eval.protocols import Settings

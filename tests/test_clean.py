@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from conftest import HANG_SECONDS, hang, invoke
+from distillbench.testing import HANG_SECONDS, hang, invoke
 from distillbench import atomic
 
 

@@ -1,7 +1,7 @@
 """Every usage error: exit code 2 and one line that names the problem and the choices."""
 import pytest
 
-from conftest import invoke
+from distillbench.testing import invoke
 
 CASES = [
     (["run", "--method", "nope", "--ipc", "1", "--dataset", "digits"], "unknown method 'nope'; choose one of:", "random"),
@@ -51,7 +51,7 @@ def test_usage_errors_leave_no_output_behind(root):
     (["run", "--method", "nope", "--ipc", "1"], "Error: unknown method 'nope'; choose one of:"),
 ])
 def test_flag_errors_are_one_line_too(args, message, tmp_path):
-    from conftest import run_subprocess
+    from distillbench.testing import run_subprocess
     proc = run_subprocess(*args, "--root", tmp_path) if args[0] == "run" else run_subprocess(*args)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith(message) and len(proc.stderr.strip().splitlines()) == 1
@@ -92,7 +92,7 @@ def test_a_reader_that_stops_reading_is_not_an_error():
     import subprocess
     import sys
 
-    from conftest import HANG_SECONDS
+    from distillbench.testing import HANG_SECONDS
     read, write = os.pipe()
     os.close(read)
     try:

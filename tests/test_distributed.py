@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from conftest import invoke, torchrun
+from distillbench.testing import invoke, torchrun
 
 
 def test_evaluate_under_torchrun_trains_with_ddp_and_records_one_result(model_cache, root):

@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from conftest import run_command
+from distillbench.testing import run_command
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "gpu.py"
 

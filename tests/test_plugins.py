@@ -1,16 +1,13 @@
 """Plugins through real entry points: a third-party package, broken ones, strict mode, disabling."""
 import json
-import textwrap
 
 import pytest
 
-from conftest import run_subprocess
+from distillbench.testing import install_plugin, run_subprocess
 
 GOOD = '''
 import dataclasses
-from distillbench import hookimpl
-from distillbench.method import Distiller
-from distillbench.options import option
+from distillbench.api import Distiller, hookimpl, option
 
 
 class Constant(Distiller):
@@ -57,15 +54,6 @@ def register_methods(register):
 '''
 
 
-def make_plugin(site, dist: str, module: str, source: str, version: str = "0.3.1"):
-    """A module plus a dist-info folder with an entry point in the distillbench group, on a sys.path folder."""
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
-    info = site / f"{dist}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(f"[distillbench]\n{dist} = {module}\n")
-
-
 @pytest.fixture
 def site(tmp_path):
     folder = tmp_path / "site"
@@ -78,7 +66,7 @@ def env_with(site, **extra):
 
 
 def test_third_party_method_is_listed_and_runs(site, tmp_path):
-    make_plugin(site, "db-constant", "db_constant_plugin", GOOD)
+    install_plugin(site, "db-constant", "db_constant_plugin", GOOD)
     listed = run_subprocess("methods", env=env_with(site), check=True)
     assert "constant" in listed.stdout and "db-constant" in listed.stdout
     shown = run_subprocess("methods", "constant", env=env_with(site), check=True).stdout.splitlines()
@@ -96,7 +84,7 @@ def test_third_party_method_is_listed_and_runs(site, tmp_path):
 
 
 def test_a_method_breaking_the_contract_is_one_line_naming_plugin_method_unit_and_rule(site, tmp_path):
-    make_plugin(site, "db-floats", "db_floats_plugin", FLOAT_IMAGES)
+    install_plugin(site, "db-floats", "db_floats_plugin", FLOAT_IMAGES)
     root = tmp_path / "root"
     proc = run_subprocess("run", "--method", "constant", "--dataset", "digits", "--ipc", "2", "--root", root,
                           env=env_with(site))
@@ -115,7 +103,7 @@ def test_a_method_breaking_the_contract_is_one_line_naming_plugin_method_unit_an
     (DUPLICATE, "method 'random' is already registered by plugin"),
 ])
 def test_broken_plugin_is_reported_not_fatal(site, source, expected):
-    make_plugin(site, "db-broken", "db_broken_plugin", source)
+    install_plugin(site, "db-broken", "db_broken_plugin", source)
     proc = run_subprocess("plugins", "--json", env=env_with(site))
     assert proc.returncode == 0, proc.stderr
     info = {p["name"]: p for p in json.loads(proc.stdout)}
@@ -127,7 +115,7 @@ def test_broken_plugin_is_reported_not_fatal(site, source, expected):
 
 
 def test_strict_mode_turns_plugin_errors_into_failure(site):
-    make_plugin(site, "db-broken", "db_broken_plugin", BROKEN_IMPORT)
+    install_plugin(site, "db-broken", "db_broken_plugin", BROKEN_IMPORT)
     proc = run_subprocess("methods", env=env_with(site, DISTILLBENCH_STRICT_PLUGINS="1"))
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
@@ -136,7 +124,7 @@ def test_strict_mode_turns_plugin_errors_into_failure(site):
 
 
 def test_disabled_plugin_is_not_loaded(site):
-    make_plugin(site, "db-broken", "db_broken_plugin", BROKEN_IMPORT)
+    install_plugin(site, "db-broken", "db_broken_plugin", BROKEN_IMPORT)
     proc = run_subprocess("plugins", "--json", env=env_with(site, DISTILLBENCH_DISABLE_PLUGINS="db-broken"))
     info = {p["name"]: p for p in json.loads(proc.stdout)}
     assert info["db-broken"]["disabled"] and not info["db-broken"]["errors"]

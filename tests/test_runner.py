@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.datasets import ImageFolder
 
-from conftest import invoke
+from distillbench.testing import invoke, png_bytes_of
 from distillbench import atomic
 from distillbench.builtin.random_method import RandomSubset
 from distillbench.distilled import MANIFEST, DistilledSet
@@ -21,10 +21,6 @@ def context(tmp_path, ipc=3, seed=0):
     spec = registry("dataset").get("digits")
     return RunContext(spec=spec, train=spec.load("train"), ipc=ipc, seed=seed, device="cpu", scratch=tmp_path / "s",
                       shared=tmp_path / "shared")
-
-
-def png_bytes_of(path):
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.glob("*/*.png"))}
 
 
 def test_cli_run_writes_imagefolder_manifest_and_grid(root):

@@ -4,7 +4,7 @@ import pytest
 from distillbench import store as store_module
 from distillbench import tables
 from distillbench.store import Store
-from conftest import invoke
+from distillbench.testing import invoke
 
 
 def rows():

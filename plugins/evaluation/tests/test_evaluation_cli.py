@@ -3,7 +3,7 @@ import shutil
 
 import torch
 
-from conftest import invoke
+from distillbench.testing import invoke
 
 FAST = ["--set", "epochs=2", "--set", "eval_every=1", "--set", "eval_after=0"]
 

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from conftest import invoke
-from test_runner import png_bytes_of
+from distillbench.testing import invoke
+from distillbench.testing import png_bytes_of
 
 FAST = ["--option", "m=64", "--option", "num_inference_steps=10", "--option", "inversion_steps=6"]
 
