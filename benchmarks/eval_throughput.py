@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from distillbench.plugins import registry
 from distillbench_eval.augment import cutmix
-from distillbench_eval.protocols import PROTOCOLS, batch_size
+from distillbench_eval.protocols import Settings, batch_size
 from distillbench.accel import precision, timed
 from distillbench.teachers import Normalizer
 from distillbench_eval.training import kd_loss, make_optimizer, train_model
@@ -61,8 +61,8 @@ def throughputs(model, images, labels, spec, epochs: int, device: str) -> tuple[
     the batch size."""
     from dataclasses import replace
     num_classes = int(labels.max()) + 1
-    settings = PROTOCOLS["rded"].settings
-    batch = batch_size(len(images) // num_classes, num_classes, len(images))
+    settings = Settings()  # crops, flips, CutMix, an online teacher at T=20 (no RDED-only extra forward)
+    batch = batch_size("rded", spec.name, len(images) // num_classes, num_classes, len(images))
 
     def fresh(seed):
         torch.manual_seed(seed)

@@ -88,7 +88,7 @@ def students(device: str, quick: bool) -> dict:
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (classes * ipc, 3, size, size), dtype=torch.uint8, generator=generator)
     labels = torch.arange(classes).repeat_interleave(ipc)
-    spec = SimpleNamespace(image_size=size, **vars(IMAGENET))
+    spec = SimpleNamespace(name="imagenet-shaped", image_size=size, **vars(IMAGENET))
     model = registry("model").get(arch)
     eval_throughput.throughputs(model, images[:classes], labels[:classes], spec, 1, device)  # warm-up
     reference, ours, batch = eval_throughput.throughputs(model, images, labels, spec, epochs, device)

@@ -78,8 +78,8 @@ def eval_options(f):
                      help="Teacher checkpoint path(s); several are averaged. Default: the cached teacher."),
         click.option("--protocol", default="rded", show_default=True, help="Named evaluation protocol."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol setting."),
-        click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
-                     help="Student trainings (seeds) per student."),
+        click.option("--repeats", type=click.IntRange(min=1),
+                     help="Trainings (seeds) per student. Default: the protocol's (3; d3hr 5)."),
         click.option("--evaluator", default="students", show_default=True, help="Registered evaluator to use."),
         click.option("--again", is_flag=True, help="Train seeds again even where an identical evaluation "
                                                    "(same set, student, settings, teacher, seed) is stored."),
@@ -239,8 +239,9 @@ def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, ov
 @click.option("--protocol", help="Only this evaluation protocol.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown",
               show_default=True)
-@click.option("--metric", type=click.Choice(["final", "best"]), default="final", show_default=True,
-              help="Final-epoch accuracy, or the best periodic one (selected on the test set).")
+@click.option("--metric", type=click.Choice(["final", "best", "reported"]), default="final", show_default=True,
+              help="Final-epoch accuracy, the best periodic one (selected on the test set), or the one each "
+                   "protocol's source reports (rded, d3hr: that best; the others: the final).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Write accuracy vs IPC to this file, as its suffix says: .png, .pdf, .svg or .jpg.")
 @root_option

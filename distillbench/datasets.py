@@ -91,6 +91,11 @@ class ImageSet:
         """This set less the images that cannot be decoded (in-memory sets have none)."""
         return self
 
+    def test_view(self) -> "ImageSet":
+        """The split as the field's test transform sees it (RDED, D3HR and SRe2L alike): the original images
+        resized to ``test_resize(size)`` on their shorter side, then centre-cropped to ``size``."""
+        return self
+
 
 class TensorImageSet(ImageSet):
     """Images held in memory as one uint8 tensor (embedded datasets, MNIST, CIFAR)."""
@@ -102,6 +107,14 @@ class TensorImageSet(ImageSet):
     def load(self, indices):
         return self.images[indices]
 
+    def test_view(self) -> "TensorImageSet":
+        size = self.images.shape[-1]
+        if test_resize(size) == size:
+            return self
+        from torchvision.transforms.functional import center_crop, resize
+        return TensorImageSet(center_crop(resize(self.images, test_resize(size), antialias=True), size), self.targets,
+                              self.class_names)
+
     def compute_fingerprint(self) -> str:
         digest = hashlib.sha256(self.images.contiguous().numpy().tobytes())
         digest.update(self.targets.numpy().tobytes())
@@ -111,21 +124,28 @@ class TensorImageSet(ImageSet):
 class FileImageSet(ImageSet):
     """Images read from files on demand (ImageFolder, Tiny-ImageNet, ImageNet)."""
 
-    def __init__(self, paths, targets, class_names, image_size: int, root: Path, skipped=()):
+    def __init__(self, paths, targets, class_names, image_size: int, root: Path, skipped=(), resize=None):
         super().__init__(targets, class_names, skipped)
         self.paths = [Path(p) for p in paths]
         self.image_size = image_size
+        self.resize = resize or image_size  # the shorter side before the centre crop of image_size
         self.root = root
 
     def load(self, indices):
         import torch
-        return torch.stack([read_image(self.paths[i], self.image_size) for i in indices.tolist()])
+        return torch.stack([read_image(self.paths[i], self.image_size, self.resize) for i in indices.tolist()])
 
     def compute_fingerprint(self) -> str:
         digest = hashlib.sha256()
         for path, target in zip(self.paths, self.targets.tolist()):
             digest.update(f"{path.relative_to(self.root)}\t{path.stat().st_size}\t{target}\n".encode())
+        if self.resize != self.image_size:
+            digest.update(f"resize {self.resize}, centre crop {self.image_size}".encode())
         return "sha256-listing:" + digest.hexdigest()
+
+    def test_view(self) -> "FileImageSet":
+        return FileImageSet(self.paths, self.targets, self.class_names, self.image_size, self.root, self.skipped,
+                            resize=test_resize(self.image_size))
 
     def without_unreadable(self) -> "FileImageSet":
         """Decode every file once (threads: PIL decodes outside the GIL) and drop those that fail."""
@@ -143,7 +163,7 @@ class FileImageSet(ImageSet):
                   file=sys.stderr)
         keep = [i for i, ok in enumerate(readable) if ok]
         kept = FileImageSet([self.paths[i] for i in keep], self.targets[keep], self.class_names, self.image_size,
-                            self.root, self.skipped + bad)
+                            self.root, self.skipped + bad, self.resize)
         counts = kept.class_counts()
         if 0 in counts:
             name = self.class_names[counts.index(0)]
@@ -170,10 +190,17 @@ def _open_rgb(path: Path):
                          "or pass --skip-bad-images") from None
 
 
-def read_image(path: Path, size: int):
-    """One RGB image as uint8 ``[3, size, size]``: shorter side resized to ``size``, centre crop."""
+def read_image(path: Path, size: int, resize_to=None):
+    """One RGB image as uint8 ``[3, size, size]``: shorter side resized to ``resize_to`` (default ``size``),
+    centre crop."""
     from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
-    return center_crop(resize(pil_to_tensor(_open_rgb(path)), size, antialias=True), size)
+    return center_crop(resize(pil_to_tensor(_open_rgb(path)), resize_to or size, antialias=True), size)
+
+
+def test_resize(size: int) -> int:
+    """The shorter side of the field's test transform before its centre crop of ``size``: 256 for 224, 72 for 64,
+    32 for 32 (RDED ``validation/main.py``; D3HR ``validation/utils/data_utils.py`` L276-303)."""
+    return size // 7 * 8
 
 
 def to_rgb_uint8(images, size: int):

@@ -8,7 +8,7 @@ interrupted training from, and records and reports each result.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 from distillbench import distributed
 
@@ -21,7 +21,7 @@ class EvalRequest:
     teachers: list[str] = field(default_factory=list)  # paths or empty for the cached default
     protocol: str = "rded"
     overrides: dict = field(default_factory=dict)
-    repeats: int = 3
+    repeats: Optional[int] = None  # trials per student; None: the evaluator's default
     seed: int = 0
     device: str = "cpu"
     cache_dir: Path = Path(".")

@@ -119,20 +119,23 @@ class Store:
 
     def evaluations(self, dataset=None, protocol=None, run_id=None):
         """Evaluation rows as a pandas DataFrame (optionally of one dataset, protocol or run), the latest of
-        each identity, with the kind of labels the record names (``hard`` for hard-label protocols) and the
-        resolved method options, their defaults and model checksums of their run (empty dicts for sets that
+        each identity, with the accuracy its protocol reports (``reported_acc``: the final or the best, as the
+        protocol's source does), the protocol's version, the kind of labels the record names (``hard`` for
+        hard-label protocols) and the resolved method options, their defaults and model checksums of their run (empty dicts for sets that
         were not distilled here)."""
         import pandas as pd
         columns = ", ".join(f"e.{c}" for c in EVALUATION_COLUMNS)
-        query = (f"SELECT {columns}, json_extract(e.record, '$.labels'), r.manifest "
-                 "FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id")
+        query = (f"SELECT {columns}, COALESCE(json_extract(e.record, '$.reported_acc'), e.final_acc), "
+                 "json_extract(e.record, '$.protocol_resolved.version'), json_extract(e.record, '$.labels'), "
+                 "r.manifest FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id")
         filters = {column: value for column, value in (("dataset", dataset), ("protocol", protocol),
                                                        ("run_id", run_id)) if value}
         if filters:
             query += " WHERE " + " AND ".join(f"e.{column} = ?" for column in filters)
         with self._connect(write=False) as db:
             rows = db.execute(query + " ORDER BY e.id", tuple(filters.values())).fetchall()
-        df = pd.DataFrame([row[:-1] for row in rows], columns=[*EVALUATION_COLUMNS, "labels"])
+        df = pd.DataFrame([row[:-1] for row in rows],
+                          columns=[*EVALUATION_COLUMNS, "reported_acc", "protocol_version", "labels"])
         manifests = [json.loads(row[-1]) if row[-1] else {} for row in rows]
         df["options"] = [m.get("options", {}) for m in manifests]
         df["option_defaults"] = [m.get("option_defaults", {}) for m in manifests]

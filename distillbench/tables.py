@@ -41,6 +41,17 @@ def with_variants(df):
     return df.assign(method=labels).drop(columns=[c for c in ("options", "option_defaults", "models") if c in df])
 
 
+def with_protocol_versions(df):
+    """``df`` with a protocol's name suffixed by its version (``rded v1``) where records of several versions of
+    it are present, so that a changed protocol never shares a row with its older records."""
+    if "protocol_version" not in df:
+        return df
+    versions = df["protocol_version"].fillna(0).astype(int)
+    mixed = versions.groupby(df["protocol"]).transform("nunique") > 1
+    labels = df["protocol"].where(~mixed, df["protocol"] + " v" + versions.astype(str))
+    return df.assign(protocol=labels).drop(columns=["protocol_version"])
+
+
 def _row_keys(df) -> list[str]:
     return [k for k in ("dataset", "protocol") if df[k].nunique() > 1] + ["student", "ipc"]
 
@@ -114,7 +125,7 @@ def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
     """The accuracy table (in LaTeX with each row's best cell in bold), followed by DD-Ranking's HLR/IOR/LRS
     where their inputs were stored."""
     from distillbench import ddranking
-    df = with_variants(df)
+    df = with_variants(with_protocol_versions(df))
     distilled = df[df["method"] != FULL_METHOD]
     text = ""
     if not distilled.empty:
@@ -130,6 +141,7 @@ def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
 def panels(df, metric: str = "final_acc") -> dict:
     """The plot's panels: {title: summary rows}, one panel per student (and per dataset and protocol when
     several are present), so that a line never joins accuracies measured under different protocols."""
+    df = with_protocol_versions(df)
     stats = summary(with_variants(df), metric)
     keys = [k for k in _row_keys(df) if k != "ipc"]
     return {" / ".join(map(str, key)): rows for key, rows in stats.groupby(keys)}

@@ -80,7 +80,8 @@ def load_teacher(path: Path, arch_hint, spec, num_classes: int):
         raise UsageError(f"teacher {path} does not fit {arch} for '{spec.name}' ({num_classes} classes, "
                          f"{spec.image_size}px): {first}") from None
     return model.eval().requires_grad_(False), {"arch": arch, "path": str(path), "sha256": sha256_file(path),
-                                                "accuracy": checkpoint.get("accuracy")}
+                                                "accuracy": checkpoint.get("accuracy"),
+                                                "normalization": checkpoint.get("normalization")}
 
 
 def resolve_teachers(teacher_args, default_arch: str, spec, num_classes: int, cache_dir: Path):
@@ -99,11 +100,38 @@ def resolve_teachers(teacher_args, default_arch: str, spec, num_classes: int, ca
     return loaded
 
 
-def load_ensemble(teacher_args, default_arch: str, spec, num_classes: int, cache_dir: Path, device: str):
-    """(one frozen model averaging every teacher's logits, on ``device``, channels_last; their descriptions)."""
-    loaded = resolve_teachers(teacher_args, default_arch, spec, num_classes, cache_dir)
-    ensemble = Ensemble([model for model, _ in loaded]).to(device, memory_format=torch.channels_last)
-    return ensemble, [info for _, info in loaded]
+def load_ensemble(teacher_args, default_arch: str, spec, num_classes: int, cache_dir: Path, device: str,
+                  normalization: str):
+    """(one frozen model averaging every teacher's logits, on ``device``, channels_last; their descriptions).
+
+    ``normalization`` is what the caller feeds the ensemble.  A teacher whose checkpoint records another one
+    (``train-teacher`` records it) sees its inputs converted to its own; one that records none is assumed to
+    expect what it is fed.  Each description says both."""
+    models, infos = [], []
+    for model, info in resolve_teachers(teacher_args, default_arch, spec, num_classes, cache_dir):
+        own = info["normalization"]
+        if own is not None and own not in NORMALIZATIONS:
+            raise UsageError(f"teacher {info['path']} records input normalisation '{own}', which distillbench does "
+                             f"not know; expected one of: {', '.join(NORMALIZATIONS)}")
+        if own is not None and own != normalization:
+            model = Renormalized(model, normalizer(spec, normalization, "cpu"), normalizer(spec, own, "cpu"))
+        models.append(model)
+        infos.append({**info, "fed": normalization, "normalization": own or f"assumed {normalization}"})
+    return Ensemble(models).to(device, memory_format=torch.channels_last), infos
+
+
+class Renormalized(torch.nn.Module):
+    """A teacher fed inputs normalised one way that expects another: x * (std_fed / std_own) +
+    (mean_fed - mean_own) / std_own, per channel, before the teacher."""
+
+    def __init__(self, model, fed: Normalizer, own: Normalizer):
+        super().__init__()
+        self.model = model
+        self.register_buffer("scale", fed.std / own.std)
+        self.register_buffer("shift", (fed.mean - own.mean) / own.std)
+
+    def forward(self, x):
+        return self.model(x * self.scale + self.shift)
 
 
 class Ensemble(torch.nn.Module):

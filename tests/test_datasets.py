@@ -149,3 +149,25 @@ def test_unreadable_image_names_the_file(tmp_path):
 def test_missing_tinyimagenet_says_where_and_how(tmp_path):
     with pytest.raises(UsageError, match=r"tiny-imagenet-200.*unzip"):
         load("tinyimagenet", "train", tmp_path)
+
+
+def test_the_test_view_resizes_the_original_then_centre_crops(tmp_path):
+    """Resize(size // 7 * 8) then CenterCrop(size), of the original file: 72 then 64 here, as 256 then 224 on
+    ImageNet; never an upsampling of the training-size image."""
+    import torch
+    from PIL import Image
+    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
+
+    from distillbench.datasets import FileImageSet, TensorImageSet
+    small = TensorImageSet(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), [0, 1], ["a", "b"])
+    assert small.test_view() is small  # 32 // 7 * 8 == 32
+    pixels = torch.randint(0, 256, (3, 90, 120), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(tmp_path / "a.png")
+    files = FileImageSet([tmp_path / "a.png"], [0], ["a"], 64, tmp_path)
+    viewed = files.test_view()
+    expected = center_crop(resize(pil_to_tensor(Image.open(tmp_path / "a.png")), 72, antialias=True), 64)
+    assert torch.equal(viewed.load(torch.arange(1))[0], expected)
+    assert not torch.equal(files.load(torch.arange(1))[0], expected)
+    assert viewed.fingerprint() != files.fingerprint()
+    big = TensorImageSet(viewed.load(torch.arange(1)).repeat(2, 1, 1, 1), [0, 1], ["a", "b"])
+    assert big.test_view().load(torch.arange(2)).shape == (2, 3, 64, 64)

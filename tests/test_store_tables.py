@@ -166,3 +166,23 @@ def test_a_method_keeps_its_colour_across_panels_and_is_named_once(tmp_path, fig
     assert colour[conv3]["d3hr"] != colour[conv3]["random"]
     (legend,) = figures[0].legends
     assert [text.get_text() for text in legend.get_texts()] == ["d3hr", "random"]
+
+
+def test_records_of_another_protocol_version_never_share_a_row(tmp_path):
+    store = Store(tmp_path)
+    for version, acc in ((1, 0.5), (2, 0.7)):
+        store.record_evaluation({**rows()[0], "final_acc": acc, "protocol_resolved": {"version": version},
+                                 "identity": f"sha256:{version}"})
+    text = tables.render(store.evaluations("digits"))
+    assert "rded v1" in text and "rded v2" in text and "50.00" in text and "70.00" in text
+    store.record_evaluation({**rows()[0], "protocol": "hard-label", "protocol_resolved": {"version": 1}})
+    assert "hard-label v1" not in tables.render(store.evaluations("digits", "hard-label"))
+
+
+def test_reported_accuracy_is_the_protocols_own_or_the_final(tmp_path):
+    store = Store(tmp_path)
+    store.record_evaluation({**rows()[0], "final_acc": 0.5, "best_acc": 0.6, "reported_acc": 0.6, "identity": "a"})
+    store.record_evaluation({**rows()[1], "final_acc": 0.4, "best_acc": 0.7, "identity": "b"})  # before reported_acc
+    assert sorted(store.evaluations("digits")["reported_acc"]) == [0.4, 0.6]
+    result = invoke("compare", "--metric", "reported", "--root", tmp_path)
+    assert result.exit_code == 0 and "50.00 ± 10.00" in result.output, result.output

@@ -16,7 +16,8 @@ class TeacherMethod(Distiller):
     def setup(self, ctx) -> None:
         from distillbench.api import cache_dir, load_ensemble, normalizer
         self.teacher, self.teacher_infos = load_ensemble(self._teacher_args(), self.options.teacher_arch, ctx.spec,
-                                                         ctx.train.num_classes, cache_dir(), ctx.device)
+                                                         ctx.train.num_classes, cache_dir(), ctx.device,
+                                                         self.options.normalization)
         self.normalize = normalizer(ctx.spec, self.options.normalization, ctx.device)
 
     def finalize(self, ctx, folder, unit_notes) -> dict:

@@ -46,6 +46,25 @@ def random_resized_crop_flip(x, generator, scale_min: float = 0.08, flip: bool =
     return _warp(x, w * _flip_sign(n, generator, device, flip), h, centre[0] * (1 - w), centre[1] * (1 - h))
 
 
+def shuffle_patches(x, generator, factor: int):
+    """RDED's ShufflePatches(factor) (``validation/utils.py`` L164-188), per image: cut into ``factor`` vertical
+    strips and put them in a random order, then the same with horizontal strips.  A no-op for factor 1."""
+    if factor == 1:
+        return x
+    n, size = x.shape[0], x.shape[-1]
+    strips = torch.arange(size, device=x.device).tensor_split(factor)
+    out = x
+    for dim in (3, 2):  # columns, then rows
+        orders = torch.rand(n, factor, generator=generator, device=x.device).argsort(1)
+        shuffled = torch.empty_like(out)
+        for order in orders.unique(dim=0):
+            rows = (orders == order).all(1)
+            index = torch.cat([strips[k] for k in order.tolist()])
+            shuffled[rows] = out[rows].index_select(dim, index)
+        out = shuffled
+    return out
+
+
 def random_shift_flip(x, generator, pad: int = 4, flip: bool = True):
     """RandomCrop(size, padding=pad) + flip, the teachers' CIFAR augmentation, as one warp."""
     n, device, size = x.shape[0], x.device, x.shape[-1]

@@ -34,8 +34,16 @@ def register(cli):
                        f"({result['seconds']:.0f}s)\n  saved: {path} ({checksum})")
 
     @cli.command()
-    def protocols():
-        """List the named evaluation protocols."""
-        from distillbench_eval.protocols import PROTOCOLS
-        for protocol in PROTOCOLS.values():
-            click.echo(f"{protocol.name:<14} v{protocol.version}  {protocol.description}")
+    @click.option("--show", "name", help="Print every setting of protocol NAME and where its source sets it.")
+    @click.option("--dataset", help="With --show: the settings as they resolve for this dataset.")
+    @click.option("--ipc", type=click.IntRange(min=1), default=10, show_default=True, help="With --show and --dataset.")
+    @click.option("--student", default="conv3", show_default=True, help="With --show and --dataset.")
+    def protocols(name, dataset, ipc, student):
+        """List the named evaluation protocols, or show one."""
+        from distillbench_eval.protocols import PROTOCOLS, describe
+        if name is None:
+            for protocol in PROTOCOLS.values():
+                click.echo(f"{protocol.name:<14} v{protocol.version}  {protocol.description}")
+            return
+        for line in describe(name, dataset, ipc, student):
+            click.echo(line)

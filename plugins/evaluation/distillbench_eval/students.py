@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from distillbench.api import (Trial, UsageError, atomic, derive_seed, load_ensemble, normalizer, registry,
                               resolve_teachers)
-from distillbench_eval.protocols import batch_size, for_dataset, resolve
+from distillbench_eval.protocols import for_dataset, resolve, resolve_for
 from distillbench_eval.training import Checkpoint, train_model
 
 
@@ -39,7 +39,7 @@ def stored_soft_labels(distilled, teacher, teacher_infos, images_u8, normalize, 
 
 def check_request(request) -> None:
     """The protocol resolves and every student's teacher loads (where the class count is known up front)."""
-    settings = resolve(request.protocol, request.overrides).settings
+    settings = for_dataset(resolve(request.protocol, request.overrides), request.spec).settings
     if settings.labels == "hard" or request.spec.num_classes is None:
         return
     for student in request.students:
@@ -49,58 +49,63 @@ def check_request(request) -> None:
 
 @dataclass
 class Student:
-    """What every seed of one student shares: its architecture, labeller and learning rate."""
+    """What every seed of one student shares: its architecture, its protocol resolved for it, its labeller."""
 
     model_spec: object
+    protocol: object  # the Protocol with every setting resolved for this dataset, set and student
     teacher: object  # the teacher ensemble, or None for hard labels
     teacher_infos: list
     stored: object  # stored soft labels, or None
-    lr: float
 
 
 class Session:
     def __init__(self, distilled, request):
         self.request = request
-        self.protocol = for_dataset(resolve(request.protocol, request.overrides), request.spec)
-        self.settings = settings = self.protocol.settings
+        self.protocol = resolve(request.protocol, request.overrides)
         self.images, self.labels = distilled.load()
-        self.test_split = request.load("test")
+        self.ipc = distilled.manifest["ipc"]
+        self.test_split = request.load("test").test_view()
         self.test = (self.test_split.load(torch.arange(len(self.test_split))), self.test_split.targets)
         self.num_classes = self.test_split.num_classes
-        self.normalize = normalizer(request.spec, settings.normalization, request.device)
-        self.batch = settings.batch_size or batch_size(distilled.manifest["ipc"] or len(self.images),
-                                                       self.num_classes, len(self.images))
+        self.normalize = normalizer(request.spec, self.protocol.settings.normalization, request.device)
         self.checksum, self.test_fingerprint = distilled.checksum(), self.test_split.fingerprint()
         self.students = {name: self.student(name, distilled) for name in request.students}
 
     def student(self, name: str, distilled) -> Student:
-        model_spec, settings, request = registry("model").get(name), self.settings, self.request
+        model_spec, request = registry("model").get(name), self.request
+        protocol = resolve_for(self.protocol, request.spec, name, model_spec.adamw_lr, self.ipc, self.num_classes,
+                               len(self.images))
+        settings = protocol.settings
         if settings.labels == "hard":
-            return Student(model_spec, None, [], None, settings.lr or model_spec.adamw_lr)
+            return Student(model_spec, protocol, None, [], None)
         teacher, infos = load_ensemble(request.teachers, settings.teacher_arch or name, request.spec,
-                                       self.num_classes, request.cache_dir, request.device)
+                                       self.num_classes, request.cache_dir, request.device, settings.normalization)
         stored = None
         if settings.labels == "stored":
             stored = stored_soft_labels(distilled, teacher, infos, self.images, self.normalize, settings.temperature,
                                         request.device)
-        return Student(model_spec, teacher, infos, stored, settings.lr or model_spec.adamw_lr)
+        return Student(model_spec, protocol, teacher, infos, stored)
 
     def trials(self) -> list[Trial]:
+        repeats = self.request.repeats or self.protocol.repeats
         return [Trial(f"{name} seed {repeat}", {
-            "student": name, "protocol": self.protocol.name, "protocol_resolved": self.protocol.resolved(),
+            "student": name, "protocol": self.protocol.name, "protocol_resolved": student.protocol.resolved(),
             "seed": repeat, "train_seed": derive_seed(self.request.seed, f"{name}/{repeat}") % 2**31,
-            "teachers": student.teacher_infos, "batch_size": self.batch, "lr": student.lr,
-            "distilled_checksum": self.checksum, "test_fingerprint": self.test_fingerprint})
-            for name, student in self.students.items() for repeat in range(self.request.repeats)]
+            "teachers": student.teacher_infos, "batch_size": student.protocol.settings.batch_size,
+            "lr": student.protocol.settings.lr, "distilled_checksum": self.checksum,
+            "test_fingerprint": self.test_fingerprint})
+            for name, student in self.students.items() for repeat in range(repeats)]
 
     def run(self, trial: Trial, ctx) -> dict:
         fields = trial.fields
         student = self.students[fields["student"]]
+        settings = student.protocol.settings
         torch.manual_seed(fields["train_seed"])
         model = student.model_spec.build(self.num_classes, self.request.spec.image_size)
-        result = train_model(model, (self.images, self.labels), self.test, self.settings, batch_size=self.batch,
-                             lr=student.lr, normalize=self.normalize, device=ctx.device, seed=fields["train_seed"],
+        result = train_model(model, (self.images, self.labels), self.test, settings, batch_size=settings.batch_size,
+                             lr=settings.lr, normalize=self.normalize, device=ctx.device, seed=fields["train_seed"],
                              teacher=student.teacher, stored_probs=student.stored, name=trial.name,
                              checkpoint=Checkpoint(ctx.checkpoint))
-        return {"labels": "hard" if self.settings.labels == "hard" else "soft",
-                "skipped_test_images": len(self.test_split.skipped), **result}
+        reported = result["best_acc"] if settings.report == "best" else result["final_acc"]
+        return {"labels": "hard" if settings.labels == "hard" else "soft", "reported_acc": reported,
+                "report": settings.report, "skipped_test_images": len(self.test_split.skipped), **result}

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from distillbench.api import DistillbenchError, atomic, autocast, distributed, precision
-from distillbench_eval.augment import cutmix, mixup, random_resized_crop_flip, random_shift_flip
+from distillbench_eval.augment import cutmix, mixup, random_resized_crop_flip, random_shift_flip, shuffle_patches
 
 
 def kd_loss(student_logits, teacher_logits, temperature: float):
@@ -61,18 +61,8 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     return 1.0
 
 
-def eval_view(x_unit, size: int):
-    """The test transform of RDED/D3HR: resize to floor(size/7)*8, centre-crop ``size``."""
-    resized = size // 7 * 8
-    if resized == size:
-        return x_unit
-    x_unit = F.interpolate(x_unit, size=(resized, resized), mode="bilinear", antialias=True, align_corners=False)
-    offset = (resized - size) // 2
-    return x_unit[:, :, offset:offset + size, offset:offset + size]
-
-
 def accuracy(model, images_u8, labels, normalize, device, batch: int = 500) -> float:
-    """Test accuracy; under torchrun each rank scores its share of the test set with rank 0's weights
+    """Test accuracy on images in the test view (see ``ImageSet.test_view``); under torchrun each rank scores its share of the test set with rank 0's weights
     and batch-norm statistics."""
     distributed.broadcast_buffers(model)
     correct = _count_correct(model, distributed.shard(images_u8), distributed.shard(labels), normalize, device, batch)
@@ -84,7 +74,7 @@ def _count_correct(model, images_u8, labels, normalize, device, batch: int):
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
     for start in range(0, len(images_u8), batch):
-        x = eval_view(images_u8[start:start + batch].to(device).float() / 255, images_u8.shape[-1])
+        x = images_u8[start:start + batch].to(device).float() / 255
         with autocast(device):
             logits = model(normalize(x).contiguous(memory_format=torch.channels_last))
         correct += (logits.argmax(1) == labels[start:start + batch].to(device)).sum()
@@ -134,6 +124,7 @@ class BatchMaker:
         if s.augment == "shift":
             x = random_shift_flip(x, self.generator, s.shift, s.flip)
         else:
+            x = shuffle_patches(x, self.generator, s.shuffle_patches)
             x = random_resized_crop_flip(x, self.generator, s.crop_scale_min, s.flip)
         x = self.normalize(x)
         if s.mix == "none":
@@ -234,6 +225,9 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
         total = torch.zeros((), device=device)
         for batch in batches.epoch(batch_size):
             batch = batch.shard()
+            if settings.extra_train_forward:  # RDED's and D3HR's logging forward: BN statistics move twice
+                with torch.no_grad(), autocast(device, settings.amp):
+                    trained(batch.x)
             with autocast(device, settings.amp):
                 logits = trained(batch.x)
                 loss = batch_loss(logits.float(), batch, settings, teacher, stored_probs)
@@ -244,7 +238,7 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
             bar.update()
         check_loss(total.item(), name, epoch)
         last = epoch == epochs - 1
-        if last or ((epoch + 1) % settings.eval_every == 0 and epoch >= settings.eval_after * epochs):
+        if settings.evaluates_after(epoch):
             evaluations[epoch + 1] = accuracy(model, *test, normalize, device)
         bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{total.item() / per_epoch:.3f}",
                         **({"acc": f"{evaluations[max(evaluations)]:.3f}"} if evaluations else {}))
@@ -295,6 +289,7 @@ def train_teacher(spec, model_spec, train, test, protocol, seed: int, device: st
     settings = protocol.settings
     inputs = {"protocol": protocol.resolved(), "seed": seed, "train_fingerprint": train.fingerprint()}
     checkpoint = Checkpoint(path.with_name(f"{path.stem}-{json_digest(inputs)[:16]}.checkpoint.pt"))
+    test = test.test_view()
     result = train_model(model, (train.load(torch.arange(len(train))), train.targets),
                          (test.load(torch.arange(len(test))), test.targets), settings,
                          batch_size=settings.batch_size, lr=settings.lr,

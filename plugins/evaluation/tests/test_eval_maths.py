@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from distillbench.errors import UsageError
 from distillbench_eval.augment import cutmix, random_resized_crop_flip, random_shift_flip
 from distillbench_eval.models import convnet
-from distillbench_eval.protocols import PROTOCOLS, batch_size, resolve
-from distillbench_eval.training import eval_view, kd_loss, lr_factor, param_groups
+from distillbench_eval.protocols import PROTOCOLS, resolve
+from distillbench_eval.training import kd_loss, lr_factor, param_groups
 
 
 def test_kd_loss_is_batchmean_kl_at_temperature_without_t_squared():
@@ -60,13 +60,6 @@ def test_no_weight_decay_on_biases_and_batchnorm():
     assert len(decay["params"]) == 4  # 3 convs + the linear layer
 
 
-@pytest.mark.parametrize("ipc,classes,size,expected", [
-    (1, 10, 10, 10), (10, 10, 100, 50), (50, 10, 500, 100), (10, 100, 1000, 100), (50, 1000, 50000, 200),
-    (1, 100, 100, 20), (10, 2, 20, 20)])
-def test_rded_batch_size_rule(ipc, classes, size, expected):
-    assert batch_size(ipc, classes, size) == expected
-
-
 def test_protocol_overrides_and_rejection(tmp_path):
     p = resolve("rded", {"epochs": "7", "temperature": "4"})
     assert p.settings.epochs == 7 and p.settings.temperature == 4.0 and p.settings.mix == "cutmix"
@@ -81,12 +74,6 @@ def test_protocol_overrides_and_rejection(tmp_path):
     file.write_text('{"name": "broken", "settings": {"epochz": 1}}')
     with pytest.raises(UsageError, match="cannot read protocol file"):
         resolve(str(file), {})
-
-
-def test_eval_view_is_rded_test_transform():
-    x = torch.rand(2, 3, 32, 32)
-    assert eval_view(x, 32) is x  # 32 // 7 * 8 == 32
-    assert eval_view(torch.rand(2, 3, 64, 64), 64).shape == (2, 3, 64, 64)
 
 
 def test_no_flips_on_digit_datasets():
