@@ -31,8 +31,8 @@ from distillbench.seeds import derive_seed
 _LAZY = {  # name -> module, imported on first use (they need torch)
     **dict.fromkeys(("Ensemble", "Normalizer", "NORMALIZATIONS", "cached_teacher_path", "load_ensemble",
                      "load_teacher", "normalizer", "resolve_teachers", "save_teacher"), "distillbench.teachers"),
-    **dict.fromkeys(("Backbone", "BACKBONE_FIX", "cached_backbone_dir", "find_backbone", "weights_fingerprint"),
-                    "distillbench.diffusion.backbone"),
+    **dict.fromkeys(("Backbone", "BACKBONE_FIX", "cached_backbone_dir", "find_backbone", "pipeline_folder",
+                     "weights_fingerprint"), "distillbench.diffusion.backbone"),
     **dict.fromkeys(("ddim_grid", "ddim_move", "forward_noise", "guided", "invert", "sample"),
                     "distillbench.diffusion.ddim"),
 }

@@ -75,7 +75,8 @@ def eval_options(f):
         click.option("--student", "students", multiple=True, default=("conv3",), show_default=True,
                      help="Student architecture(s) to train; repeat the flag for several."),
         click.option("--teacher", "teachers", multiple=True,
-                     help="Teacher checkpoint path(s); several are averaged. Default: the cached teacher."),
+                     help="Teacher: [ARCH=]PATH of a checkpoint, or published weights torchvision:NAME[.WEIGHTS] or "
+                          "timm:NAME; several are averaged. Default: the cached teacher."),
         click.option("--protocol", default="rded", show_default=True, help="Named evaluation protocol."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol setting."),
         click.option("--repeats", type=click.IntRange(min=1),
@@ -319,6 +320,15 @@ def merge(source, root):
 
     runs, evaluations = Store(root).merge(Store(source), run_path)
     click.echo(f"merged {runs} runs and {evaluations} evaluations from {source} into {root}")
+
+
+@cli.command()
+@click.argument("name")
+def download(name):
+    """Fetch published weights into their library's cache, once (loading never downloads): torchvision:NAME[.WEIGHTS],
+    timm:NAME, or a Hugging Face Hub id such as facebook/DiT-XL-2-256."""
+    from distillbench.published import download as fetch
+    click.echo(f"{name}: {fetch(name)}")
 
 
 @cli.command()

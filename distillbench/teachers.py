@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from distillbench import atomic
+from distillbench import atomic, published
 from distillbench.checksum import sha256_file
 from distillbench.errors import UsageError
 from distillbench.plugins import registry
@@ -31,8 +31,11 @@ class Normalizer:
         return (x_unit - self.mean) / self.std
 
 
-def normalizer(spec, normalization: str, device) -> Normalizer:
-    """The input normalisation named ``normalization``: the dataset's own statistics, or ImageNet's."""
+def normalizer(spec, normalization, device) -> Normalizer:
+    """The input normalisation ``normalization``: "dataset" (the dataset's own statistics), "imagenet", or
+    ``{"mean": [...], "std": [...]}`` (what a published model records, e.g. timm's)."""
+    if isinstance(normalization, dict):
+        return Normalizer(normalization["mean"], normalization["std"], device)
     if normalization == "imagenet":
         return Normalizer(IMAGENET_MEAN, IMAGENET_STD, device)
     return Normalizer(spec.mean, spec.std, device)
@@ -71,8 +74,11 @@ def load_teacher(path: Path, arch_hint, spec, num_classes: int):
     if checkpoint.get("num_classes", num_classes) != num_classes:
         raise UsageError(f"teacher {path} has {checkpoint['num_classes']} classes but dataset "
                          f"'{spec.name}' has {num_classes}")
-    model = registry("model").get(arch).build(num_classes, spec.image_size)
+    model_spec = registry("model").get(arch)
+    model = model_spec.build(num_classes, spec.image_size)
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    if model_spec.adapt_state_dict is not None:
+        state = model_spec.adapt_state_dict(state)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -85,7 +91,8 @@ def load_teacher(path: Path, arch_hint, spec, num_classes: int):
 
 
 def resolve_teachers(teacher_args, default_arch: str, spec, num_classes: int, cache_dir: Path):
-    """Teachers from ``--teacher [ARCH=]PATH`` arguments, or the cached one for (dataset, arch)."""
+    """Teachers from ``--teacher`` arguments (``[ARCH=]PATH``, or published weights ``torchvision:NAME``,
+    ``timm:NAME``; see :mod:`distillbench.published`), or the cached one for (dataset, arch)."""
     if not teacher_args:
         path = cached_teacher_path(cache_dir, spec.name, default_arch)
         if not path.is_file():
@@ -95,6 +102,9 @@ def resolve_teachers(teacher_args, default_arch: str, spec, num_classes: int, ca
         return [load_teacher(path, default_arch, spec, num_classes)]
     loaded = []
     for arg in teacher_args:
+        if published.is_published(arg):
+            loaded.append(published.load_model(arg, num_classes))
+            continue
         arch, sep, path = arg.partition("=")
         loaded.append(load_teacher(Path(path if sep else arg), arch if sep else None, spec, num_classes))
     return loaded
@@ -110,9 +120,9 @@ def load_ensemble(teacher_args, default_arch: str, spec, num_classes: int, cache
     models, infos = [], []
     for model, info in resolve_teachers(teacher_args, default_arch, spec, num_classes, cache_dir):
         own = info["normalization"]
-        if own is not None and own not in NORMALIZATIONS:
+        if isinstance(own, str) and own not in NORMALIZATIONS:
             raise UsageError(f"teacher {info['path']} records input normalisation '{own}', which distillbench does "
-                             f"not know; expected one of: {', '.join(NORMALIZATIONS)}")
+                             f"not know; expected one of: {', '.join(NORMALIZATIONS)}, or mean and std")
         if own is not None and own != normalization:
             model = Renormalized(model, normalizer(spec, normalization, "cpu"), normalizer(spec, own, "cpu"))
         models.append(model)

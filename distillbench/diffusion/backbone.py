@@ -26,14 +26,24 @@ def cached_backbone_dir(dataset: str) -> Path:
     return paths.cache_dir() / "d3hr" / "backbones" / dataset
 
 
+def pipeline_folder(name) -> Path:
+    """A diffusers pipeline folder: a local path, or a Hub id (``facebook/DiT-XL-2-256``) found in the Hugging
+    Face cache, as ``from_pretrained`` reads it (never downloaded here: ``distillbench download ID``)."""
+    from distillbench.published import hub_snapshot
+    path = Path(name)
+    if not path.exists() and str(name).count("/") == 1 and not str(name).startswith((".", "/", "~")):
+        path = hub_snapshot(str(name))
+    if not (path / "model_index.json").is_file():
+        raise UsageError(f"{name} is not a diffusers pipeline folder (no model_index.json); point it at a Hub id "
+                         "such as facebook/DiT-XL-2-256 or a local copy of one")
+    return path
+
+
 def find_backbone(dataset: str, explicit=None) -> Path:
-    """``backbone=PATH`` if given, else the cache's folder for the dataset, else a folder shipped with the plugin."""
+    """``backbone=`` (a pipeline folder or a Hub id) if given, else the cache's folder for the dataset, else the
+    folder shipped with distillbench."""
     if explicit:
-        path = Path(explicit)
-        if not (path / "model_index.json").is_file():
-            raise UsageError(f"backbone={path} is not a diffusers pipeline folder (no model_index.json); "
-                             "point it at e.g. a local copy of facebook/DiT-XL-2-256")
-        return path
+        return pipeline_folder(explicit)
     for path in (cached_backbone_dir(dataset), SHIPPED / dataset):
         if (path / "model_index.json").is_file():
             return path

@@ -13,16 +13,17 @@ def register(cli):
 
     @d3hr.command(name="train-backbone")
     @click.option("--dataset", default="mnist5k", show_default=True)
-    @click.option("--init", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                  help="Fine-tune from this diffusers pipeline folder (e.g. DiT-XL-2-256): its VAE, resolution "
-                       "and DiT architecture are kept; the dit_*/vae_* sizes are not used.")
+    @click.option("--init", help="Fine-tune from this diffusers pipeline: a folder or a Hub id in the Hugging Face "
+                                 "cache (facebook/DiT-XL-2-256); its VAE, resolution and DiT architecture are kept, "
+                                 "the dit_*/vae_* sizes are not used.")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A BackboneConfig field.")
     @device_option
     @click.option("--force", is_flag=True, help="Retrain even if the cache has a backbone for the dataset.")
     @data_options
     def train_backbone(dataset, init, overrides, device, force, data):
         """Train a VAE + class-conditional DiT on DATASET and save a pipeline folder in the cache."""
-        from distillbench.api import build_options, cached_backbone_dir, parse_pairs, registry, resolve_device
+        from distillbench.api import (build_options, cached_backbone_dir, parse_pairs, pipeline_folder, registry,
+                                      resolve_device)
         from distillbench_d3hr.training import BackboneConfig, train_backbone
         spec = registry("dataset").get(dataset)
         cfg = build_options(BackboneConfig, parse_pairs(overrides, "--set"), owner="train-backbone")
@@ -32,7 +33,8 @@ def register(cli):
             return
         command = (f"distillbench d3hr train-backbone --dataset {dataset}" + "".join(f" --set {o}" for o in overrides)
                    + (f" --init {init}" if init else ""))
-        train_backbone(spec, data.load(spec, "train"), cfg, resolve_device(device), folder, init, command)
+        init_folder = pipeline_folder(init) if init else None
+        train_backbone(spec, data.load(spec, "train"), cfg, resolve_device(device), folder, init_folder, command)
         click.echo(f"backbone for {dataset}: {folder}\n  samples: {folder / 'samples.png'}")
 
     @d3hr.command()

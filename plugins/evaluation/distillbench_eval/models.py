@@ -21,6 +21,25 @@ def convnet(depth: int, num_classes: int, image_size: int, width: int = 128):
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(width * side * side, num_classes))
 
 
+def from_rded_convnet(state: dict) -> dict:
+    """RDED's released ConvNet observers (``synthesize/models.py`` ``ConvNet``: ``layers.conv.D``,
+    ``layers.norm.D``, ``classifier``) in the layout of :func:`convnet`'s ``nn.Sequential``; other layouts
+    pass unchanged."""
+    if not any(key.startswith("layers.conv.") for key in state):
+        return state
+    depth = 1 + max(int(key.split(".")[2]) for key in state if key.startswith("layers.conv."))
+    renamed = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "classifier":
+            renamed[f"{4 * depth + 1}.{parts[1]}"] = value
+        elif parts[:2] in (["layers", "conv"], ["layers", "norm"]):
+            renamed[f"{4 * int(parts[2]) + (parts[1] == 'norm')}.{parts[3]}"] = value
+        else:
+            renamed[key] = value
+    return renamed
+
+
 def resnet18_modified(num_classes: int, image_size: int):
     """torchvision ResNet-18 with a 3x3 stride-1 first conv and no max-pool (for 32-64 px inputs)."""
     import torch.nn as nn
@@ -51,8 +70,8 @@ def _conv(depth: int):
 
 
 MODELS = [
-    *(ModelSpec(f"conv{d}", f"ConvNet-W128 of depth {d} (BatchNorm, ReLU, 2x2 average pooling)", _conv(d))
-      for d in (3, 4, 5, 6)),
+    *(ModelSpec(f"conv{d}", f"ConvNet-W128 of depth {d} (BatchNorm, ReLU, 2x2 average pooling)", _conv(d),
+                adapt_state_dict=from_rded_convnet) for d in (3, 4, 5, 6)),
     ModelSpec("resnet18_modified", "ResNet-18, 3x3 stride-1 stem, no max-pool (32-64 px)", resnet18_modified),
     ModelSpec("resnet18", "torchvision ResNet-18", _torchvision("resnet18")),
     ModelSpec("resnet101", "torchvision ResNet-101", _torchvision("resnet101")),
