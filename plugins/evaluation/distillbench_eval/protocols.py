@@ -38,6 +38,7 @@ class Settings:
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: Optional[float] = None  # None: the student's learning rate in the source's table
     weight_decay: float = 0.01
+    decay_all: bool = False  # weight decay on every parameter (DD-Ranking), not only on weights with ndim > 1
     beta1: float = 0.9  # AdamW beta1, or SGD momentum
     beta2: float = 0.999
     schedule: Literal["half_cosine", "cosine", "constant"] = "half_cosine"
@@ -138,6 +139,24 @@ _D3HR_SOURCES = {
     "teacher_arch": "validate.sh: the student's own architecture",
 }
 
+_DD_RANKING_SOURCES = {
+    "labels": "ddranking/metrics/soft_label.py: soft_label_mode M, the teacher relabels every batch online",
+    "epochs": "configs (eval branch) SRe2L/ImageNet1K/IPC10.yaml L59-70: 300 epochs",
+    "temperature": "SRe2L/ImageNet1K/IPC10.yaml L52-56: KL at T = 20, no T^2 (loss/kl.py L12-19)",
+    "mix": "SRe2L/ImageNet1K/IPC10.yaml L17-20: cutmix every step (aug/cutmix.py L28-34)",
+    "mix_alpha": "SRe2L/ImageNet1K/IPC10.yaml L17-20: beta 1.0",
+    "crop_scale_min": "SRe2L/ImageNet1K/IPC10.yaml L22-34: RandomResizedCrop(scale [0.08, 1])",
+    "flip": "SRe2L/ImageNet1K/IPC10.yaml L22-34: RandomHorizontalFlip",
+    "optimizer": "train_and_eval.py L104-112: AdamW (0.9, 0.999)", "beta1": "train_and_eval.py L104-112",
+    "beta2": "train_and_eval.py L104-112", "lr": "RDED configs: syn_lr 0.001 (soft-label methods)",
+    "weight_decay": "SRe2L/ImageNet1K/IPC10.yaml L59-70: 0.01", "decay_all": "train_and_eval.py L104-112: on "
+    "every parameter", "schedule": "train_and_eval.py L121-127: cosine = LambdaLR 0.5 (1 + cos(pi e / 2E))",
+    "eval_every": "soft_label.py L130, L374-384: (epoch + 1) % 20 == 0", "eval_after": "soft_label.py: from the "
+    "start", "report": "soft_label.py L374-384: the best top-1", "batch_size": "DEVIATION: each method's config "
+    "sets its own (SRe2L ImageNet 1024, RDED 100 / 50); here RDED's rule", "normalization": "SRe2L/ImageNet1K/IPC10.yaml "
+    "L22-34: the dataset's mean and std (ImageNet's on ImageNet)",
+}
+
 PROTOCOLS = {p.name: p for p in [
     Protocol("rded", 2, "RDED's validation: ShufflePatches + RandomResizedCrop(1/factor, 1) + flip, CutMix, online "
              "teacher at T=20, AdamW, half cosine, 300 epochs, ImageNet normalisation, best after 80%",
@@ -149,6 +168,13 @@ PROTOCOLS = {p.name: p for p in [
              Settings(epochs=None, temperature=None, mix_alpha=None, eval_every=1, eval_last=10, report="best",
                       extra_train_forward=True, normalization="imagenet", rules="d3hr"),
              source=f"{D3HR} validation/validate.py, argument.py, utils/data_utils.py", sources=_D3HR_SOURCES,
+             repeats=5),
+    Protocol("dd-ranking", 1, "DD-Ranking's soft-label evaluation: RandomResizedCrop(0.08, 1) + flip, CutMix, online "
+             "teacher at T=20, AdamW lr 1e-3 with weight decay 0.01 on every parameter, half cosine, 300 epochs, "
+             "best of every 20th epoch, 5 runs (its student is ResNet-18-BN: resnet18_modified up to 64 px, "
+             "resnet18 above)",
+             Settings(lr=1e-3, decay_all=True, eval_every=20, eval_after=0.0, report="best"),
+             source="NUS-HPC-AI-Lab/DD-Ranking@b8b0966 (configs: eval branch @9ee9a16)", sources=_DD_RANKING_SOURCES,
              repeats=5),
     Protocol("stored-labels", 1, "as rded v1, but the teacher's soft labels are computed once per image and stored "
              "with the set; mixed batches mix the stored labels", Settings(labels="stored")),

@@ -43,7 +43,8 @@ def param_groups(model, weight_decay: float):
 
 
 def make_optimizer(model, settings, lr: float):
-    groups = param_groups(model, settings.weight_decay)
+    groups = (param_groups(model, settings.weight_decay) if not settings.decay_all else
+              [{"params": list(model.parameters()), "weight_decay": settings.weight_decay}])
     if settings.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=settings.beta1)
     return torch.optim.AdamW(groups, lr=lr, betas=(settings.beta1, settings.beta2))

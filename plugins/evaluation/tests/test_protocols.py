@@ -37,6 +37,12 @@ EXPECTED = [
     ("d3hr", "cifar10", 50, "conv3", {**D3HR_COMMON, "epochs": 400, "lr": 1e-3, "batch_size": 100}),
     ("d3hr", "cifar100", 10, "resnet18_modified", {**D3HR_COMMON, "epochs": 400, "lr": 1e-3, "batch_size": 100}),
     ("d3hr", "tinyimagenet", 10, "resnet18_modified", {**D3HR_COMMON, "lr": 1e-3, "batch_size": 50}),
+    ("dd-ranking", "imagenet", 10, "resnet18", {
+        "labels": "online", "epochs": 300, "temperature": 20.0, "mix": "cutmix", "mix_alpha": 1.0,
+        "shuffle_patches": 1, "crop_scale_min": 0.08, "flip": True, "optimizer": "adamw", "lr": 1e-3,
+        "weight_decay": 0.01, "decay_all": True, "beta1": 0.9, "beta2": 0.999, "schedule": "half_cosine",
+        "eval_every": 20, "eval_after": 0.0, "report": "best", "extra_train_forward": False,
+        "normalization": "dataset"}),
 ]
 
 
@@ -53,11 +59,12 @@ def test_settings_are_the_sources(name, dataset, ipc, student, expected):
 
 
 def test_every_setting_of_a_faithful_protocol_names_its_source():
-    for name in ("rded", "d3hr"):
+    for name in ("rded", "d3hr", "dd-ranking"):
         protocol = PROTOCOLS[name]
-        unsourced = {"augment", "shift", "rules", "amp", "eval_after" if name == "d3hr" else "eval_last"}
+        unsourced = {"augment", "shift", "rules", "amp", "eval_after" if name == "d3hr" else "eval_last",
+                     "decay_all", "shuffle_patches", "extra_train_forward", "teacher_arch"} - set(protocol.sources)
         assert set(vars(protocol.settings)) - unsourced <= set(protocol.sources), name
-        assert protocol.source.split("@")[1][:7] in ("3f6453d", "8ba351d")
+        assert protocol.source.split("@")[1][:7] in ("3f6453d", "8ba351d", "b8b0966")
 
 
 def batch_of(settings, images):
@@ -92,6 +99,7 @@ def test_shuffle_patches_permutes_whole_strips_per_image():
     ("d3hr", "imagenet", 300, list(range(291, 300))),
     ("d3hr", "cifar10", 400, list(range(391, 400))),
     ("hard-label", "cifar10", 300, [249, 259, 269, 279, 289, 299]),
+    ("dd-ranking", "imagenet", 300, list(range(19, 300, 20))),
 ])
 def test_the_test_set_is_scored_when_the_source_scores_it(name, dataset, epochs, scored):
     settings = resolved(name, dataset, 10, "conv3")
@@ -120,3 +128,12 @@ def test_rded_moves_batch_norm_statistics_twice_per_step():
     assert not torch.allclose(means[0], means[1])
     # one update: 0.1 m; two with the same batch: 0.1 m + 0.9 * 0.1 m = 0.19 m
     assert torch.allclose(means[1], means[0] * (1 - (1 - momentum) ** 2) / momentum, rtol=1e-4, atol=1e-6)
+
+
+def test_dd_ranking_decays_every_parameter_where_rded_spares_biases_and_batch_norm():
+    from distillbench_eval.training import make_optimizer
+    model = registry("model").get("conv3").build(10, 32)
+    for name, every in (("dd-ranking", True), ("rded", False)):
+        groups = make_optimizer(model, resolved(name, "cifar10", 10, "conv3"), 1e-3).param_groups
+        decayed = sum(len(g["params"]) for g in groups if g["weight_decay"] > 0)
+        assert (decayed == len(list(model.parameters()))) == every
