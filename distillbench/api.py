@@ -23,6 +23,7 @@ from distillbench.hookspecs import hookimpl
 from distillbench.method import Distiller, RunContext, Unit, UnitResult
 from distillbench.models import ModelSpec
 from distillbench.options import build as build_options, option, parse_pairs
+from distillbench.paper import PaperResult
 from distillbench.paths import cache_dir
 from distillbench.plugins import registry
 from distillbench.run import RunConfig
@@ -43,7 +44,7 @@ __all__ = [
     "DatasetSpec", "DataSource", "ImageSet", "resolve_device", "DistilledSet", "png_bytes",
     "ContractError", "DistillbenchError", "UsageError", "check_finite", "choices_hint",
     "EvalRequest", "Evaluator", "Trial", "TrialContext", "tile_grid", "hookimpl",
-    "Distiller", "RunContext", "Unit", "UnitResult", "ModelSpec", "build_options", "option", "parse_pairs",
+    "Distiller", "RunContext", "Unit", "UnitResult", "ModelSpec", "build_options", "option", "parse_pairs", "PaperResult",
     "cache_dir", "registry", "RunConfig", "derive_seed", *_LAZY,
 ]
 

@@ -245,8 +245,10 @@ def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, ov
                    "protocol's source reports (rded, d3hr: that best; the others: the final).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Write accuracy vs IPC to this file, as its suffix says: .png, .pdf, .svg or .jpg.")
+@click.option("--paper", is_flag=True, help="Show the papers' published results beside the measured cells (as "
+                                           "`METHOD (paper)` columns) and those of other settings below the table.")
 @root_option
-def compare(dataset, protocol, fmt, metric, plot, root):
+def compare(dataset, protocol, fmt, metric, plot, paper, root):
     """Paper-style table of stored evaluations: student x IPC rows, method columns."""
     from distillbench import tables
     from distillbench.store import Store
@@ -262,7 +264,7 @@ def compare(dataset, protocol, fmt, metric, plot, root):
                          + (f" (stored: {', '.join(sorted(set(stored['dataset'] + ' under ' + stored['protocol'])))})"
                             if not stored.empty else "")
                          + "; run `distillbench run ... --evaluate` or `distillbench evaluate RUN` first")
-    click.echo(tables.render(df, fmt, f"{metric}_acc"))
+    click.echo(tables.render(df, fmt, f"{metric}_acc", registry("paper_result").items() if paper else ()))
     if plot:
         click.echo(f"plot: {tables.plot(df, plot, f'{metric}_acc')}", err=True)
 

@@ -41,3 +41,9 @@ def register_commands(cli):
     """Add commands to the ``distillbench`` click group, e.g.
     ``@cli.command() def train_teacher(...)``.  Keep imports of heavy
     libraries inside the command so that start-up stays fast."""
+
+
+@hookspec
+def register_paper_results(register):
+    """Register published results: ``register(PaperResult(...))`` (see :mod:`distillbench.paper`), one per
+    cell of a paper's table, so that ``compare --paper`` shows them beside what was measured."""

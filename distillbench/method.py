@@ -75,6 +75,17 @@ class Distiller:
     def from_overrides(cls, overrides: dict) -> "Distiller":
         return cls(options_mod.build(cls.Options, overrides, owner=f"method '{cls.name}'"))
 
+    def recipe(self, spec) -> dict:
+        """The values the method's official scripts use on dataset ``spec`` for options whose default is None
+        (iterations, learning rates, the teacher...).  Applied at run time where the user left them unset,
+        and recorded in the manifest."""
+        return {}
+
+    def for_dataset(self, spec) -> "Distiller":
+        """This method with its unset options filled by :meth:`recipe`."""
+        unset = {key: value for key, value in self.recipe(spec).items() if getattr(self.options, key) is None}
+        return type(self)(dataclasses.replace(self.options, **unset))
+
     def training_set(self, load):
         """The training split this run works from; ``load()`` reads the dataset's.  A method that
         can work without the images (e.g. from stored statistics) may return a stand-in."""

@@ -26,6 +26,7 @@ REGISTER_HOOKS = {
     "dataset": "register_datasets",
     "model": "register_models",
     "evaluator": "register_evaluators",
+    "paper_result": "register_paper_results",
 }
 
 

@@ -54,7 +54,9 @@ def distill(cfg: RunConfig):
     """Distill (or resume, or reuse) the run; return (run_id, DistilledSet)."""
     method_cls = registry("method").get(cfg.method)
     spec = registry("dataset").get(cfg.dataset)
-    method = method_cls.from_overrides(cfg.options)
+    chosen = method_cls.from_overrides(cfg.options)
+    method = chosen.for_dataset(spec)
+    from_recipe = sorted(key for key in method.recipe(spec) if getattr(chosen.options, key) is None)
     train = method.training_set(lambda: cfg.data.load(spec, "train"))
     check_ipc(cfg.ipc, train, cfg.dataset, bounded=method.draws_real_images)
     options = options_dict(method)
@@ -66,8 +68,8 @@ def distill(cfg: RunConfig):
                      scratch=cfg.root / "scratch" / run_id, shared=cfg.root / "scratch" / "shared")
     manifest = {
         "run_id": run_id, "method": cfg.method, "options": options,
-        "option_defaults": options_dict(method_cls()), "dataset": cfg.dataset, "ipc": cfg.ipc,
-        "seed": cfg.seed, "device": cfg.device, "world_size": distributed.world_size(),
+        "option_defaults": options_dict(method_cls().for_dataset(spec)), "options_from_recipe": from_recipe,
+        "dataset": cfg.dataset, "ipc": cfg.ipc, "seed": cfg.seed, "device": cfg.device, "world_size": distributed.world_size(),
         "plugin": {"name": plugin, "version": plugin_version},
         "versions": versions(), "inputs": {"train_fingerprint": fingerprint, "models": models,
                    "skipped_images": len(train.skipped), "skipped_files": train.skipped[:100]},

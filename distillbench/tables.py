@@ -121,21 +121,51 @@ def _format(table, fmt: str, floatfmt: str = ".3f", bold=None) -> str:
     return tabulate(table, headers="keys", tablefmt="pipe", showindex=False, floatfmt=floatfmt)
 
 
-def render(df, fmt: str = "markdown", metric: str = "final_acc") -> str:
-    """The accuracy table (in LaTeX with each row's best cell in bold), followed by DD-Ranking's HLR/IOR/LRS
-    where their inputs were stored."""
+def render(df, fmt: str = "markdown", metric: str = "final_acc", paper=()) -> str:
+    """The accuracy table (in LaTeX with each row's best cell in bold), with a ``METHOD (paper)`` column per
+    method whose published results (``paper``, PaperResult) match its rows, followed by the published
+    results no row matches and by DD-Ranking's HLR/IOR/LRS where their inputs were stored."""
     from distillbench import ddranking
     df = with_variants(with_protocol_versions(df))
     distilled = df[df["method"] != FULL_METHOD]
-    text = ""
+    text, unmatched = "", list(paper)
     if not distilled.empty:
         best = best_cells(distilled, metric)
         bold = best.reset_index().assign(**{key: False for key in best.index.names})
-        text = _format(pivot(distilled, metric).reset_index(), fmt, bold=bold)
+        table, unmatched = _beside(pivot(distilled, metric).reset_index(), distilled, paper)
+        text = _format(table, fmt, bold=bold.reindex(columns=table.columns, fill_value=False))
+    if unmatched:
+        text += "\n\nPublished, not measured here:\n" + _format(_published(unmatched), fmt, floatfmt=".2f")
     ranking = ddranking.table(df, metric)
     if not ranking.empty:
         text += "\n\nDD-Ranking (w = 0.5; accuracies as fractions):\n" + _format(ranking, fmt)
     return text
+
+
+def _beside(table, df, paper):
+    """``table`` with a ``METHOD (paper)`` column holding each published result whose dataset, protocol, student
+    and IPC match a row; the results that match none."""
+    keys = _row_keys(df)
+    fixed = {key: df[key].iloc[0] for key in ("dataset", "protocol") if key not in keys}
+    unmatched = []
+    for result in paper:
+        where = {"dataset": result.dataset, "protocol": result.protocol, "student": result.student, "ipc": result.ipc}
+        rows = (table[keys] == [where[key] for key in keys]).all(axis=1)
+        if any(where[key] != value for key, value in fixed.items()) or not rows.any():
+            unmatched.append(result)
+            continue
+        column = f"{result.method} (paper)"
+        if column not in table:
+            table[column] = "–"
+        table.loc[rows, column] = result.cell()
+    return table, unmatched
+
+
+def _published(results):
+    import pandas as pd
+    return pd.DataFrame([{"dataset": r.dataset, "protocol": r.protocol, "student": r.student, "ipc": r.ipc,
+                          "method": r.method, "published": r.cell(), "source": r.source}
+                         for r in sorted(results, key=lambda r: (r.dataset, r.student, r.ipc, r.method))])
 
 
 def panels(df, metric: str = "final_acc") -> dict:

@@ -1,3 +1,5 @@
+import re
+
 import pandas as pd
 import pytest
 
@@ -186,3 +188,26 @@ def test_reported_accuracy_is_the_protocols_own_or_the_final(tmp_path):
     assert sorted(store.evaluations("digits")["reported_acc"]) == [0.4, 0.6]
     result = invoke("compare", "--metric", "reported", "--root", tmp_path)
     assert result.exit_code == 0 and "50.00 ± 10.00" in result.output, result.output
+
+
+def test_published_results_sit_beside_their_cells_and_the_rest_below(tmp_path):
+    from distillbench.paper import PaperResult
+    here = PaperResult("d3hr", "digits", "conv3", 10, 77.7, 0.4, "rded", "A Paper, Table 1")
+    elsewhere = PaperResult("d3hr", "imagenet", "resnet18", 10, 44.3, None, "d3hr", "D3HR, Table A6")
+    other_protocol = PaperResult("d3hr", "digits", "conv3", 10, 60.0, None, "hard-label", "A Paper, Table 2")
+    text = tables.render(pd.DataFrame(rows()), paper=[here, elsewhere, other_protocol])
+    table, below = text.split("Published, not measured here:")
+    header = table.splitlines()[0]
+    assert "d3hr (paper)" in header and "| 77.70 ± 0.40" in table.splitlines()[2]
+    assert "44.30" in below and "60.00" in below and "77.70" not in below and "D3HR, Table A6" in below
+
+
+def test_compare_paper_shows_the_plugins_published_rows(tmp_path):
+    store = Store(tmp_path)
+    for row in rows():
+        store.record_evaluation(row)
+    result = invoke("compare", "--paper", "--root", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "Published, not measured here:" in result.output
+    assert re.search(r"\| imagenet +\| d3hr +\| resnet18 +\| +10 \| d3hr +\| +44.30 \| D3HR, ICML 2025", result.output)
+    assert "Published" not in invoke("compare", "--root", tmp_path).output

@@ -15,3 +15,10 @@ def register_methods(register):
 def register_commands(cli):
     from distillbench_d3hr.commands import register
     register(cli)
+
+
+@hookimpl
+def register_paper_results(register):
+    from distillbench_d3hr.paper import RESULTS
+    for result in RESULTS:
+        register(result)
