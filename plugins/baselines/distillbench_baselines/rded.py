@@ -23,9 +23,11 @@ from distillbench_baselines.teacher import TeacherMethod
 class Options:
     mipc: int = option(300, "real images per class sampled as crop sources")
     num_crop: int = option(5, "random crops scored per source image")
-    factor: Optional[int] = option(None, "crops stitched per side; none: 1 up to 64 px, else 2")
+    factor: Optional[int] = option(None, "crops stitched per side; none: the dataset's script (1 up to 64 px, else 2)")
     teacher: Optional[str] = option(None, "ARCH=PATH of the teacher; default: the cached teacher of teacher_arch")
-    teacher_arch: str = option("conv3", "architecture of the cached teacher (`distillbench train-teacher`)")
+    teacher_arch: Optional[str] = option(None, "architecture of the cached teacher (`distillbench train-teacher`); "
+                                               "none: the dataset's script (conv3 up to 32 px, conv4 at 64, "
+                                               "else ResNet-18)")
     normalization: Literal["dataset", "imagenet"] = option("dataset", "the teacher's input normalisation")
     batch_size: int = option(500, "crops scored per teacher call")
 
@@ -73,14 +75,18 @@ class RDED(TeacherMethod):
     smoke_options = {"mipc": "20", "num_crop": "2"}
     Options = Options
 
-    def factor(self, size: int) -> int:
-        return self.options.factor or (1 if size <= 64 else 2)
+    def recipe(self, spec) -> dict:
+        """``scripts/*.sh``: factor 1 and observer conv3 (CIFAR), conv4 (Tiny-ImageNet); factor 2 and ResNet-18
+        on ImageNet; mipc 300 and 5 crops everywhere (the option defaults)."""
+        size = spec.image_size
+        return {"factor": 1 if size <= 64 else 2,
+                "teacher_arch": "conv3" if size <= 32 else "conv4" if size <= 64 else "resnet18"}
 
     def distill_unit(self, unit, ctx):
         import torch
         (label,) = set(unit.labels)
         ipc, size, generator = len(unit.slots), ctx.spec.image_size, ctx.generator(unit)
-        factor = self.factor(size)
+        factor = self.options.factor
         pool = ctx.train.indices_of(label)
         pick = pool[torch.randperm(len(pool), generator=generator)[: self.options.mipc]]
         if len(pick) < ipc * factor ** 2:

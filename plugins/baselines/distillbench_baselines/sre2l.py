@@ -8,12 +8,13 @@ on the augmented batch (biased variance; w = first_bn_multiplier = 10 for the fi
 and pixels are clamped to [0, 1] after each step; the last iterate is kept.  One batch holds one image of
 each class (chunks of 100 classes), so a unit of work here is one IPC index, not one class.
 Augmentation: a shared random roll by [0, jitter] pixels (CIFAR: jitter 4, no crop or flip); for
-64 px and larger, RandomResizedCrop + flip first (Tiny: symmetric roll, ImageNet: jitter 32).
-Defaults are the CIFAR script's: lr 0.25, 1000 iterations, r_bn 0.01.  Relabel is the shared evaluator's
+64 px and larger, RandomResizedCrop + flip first (Tiny: roll in [-4, 4], ImageNet: jitter 32).
+Per dataset (:meth:`SRe2L.recipe`, options left unset): CIFAR ``recover_cifar.sh`` lr 0.25, 1000 iterations,
+r_bn 0.01; Tiny-ImageNet ``recover_tiny.sh`` lr 0.1, 4000 iterations, r_bn 1.0; ImageNet ``recover.sh`` lr
+0.25, 4000 iterations, r_bn 0.01.  Relabel is the shared evaluator's
 job (the ``rded`` protocol's online teacher labels, or ``stored-labels``).
 
-Deviations: seeded initialisation and augmentation; PNG instead of JPEG; the roll is [0, jitter] at every
-size (Tiny-ImageNet's script rolls symmetrically).
+Deviations: seeded initialisation and augmentation; PNG instead of JPEG.
 """
 import math
 from dataclasses import dataclass
@@ -25,18 +26,22 @@ from distillbench_baselines.teacher import TeacherMethod
 
 @dataclass(frozen=True)
 class Options:
-    iterations: int = option(1000, "recovery steps per batch (CIFAR script 1000)")
-    lr: float = option(0.25, "Adam learning rate of the images (cosine schedule)")
-    r_bn: float = option(0.01, "weight of the BatchNorm-statistics loss")
+    iterations: Optional[int] = option(None, "recovery steps per batch; none: the dataset's script (CIFAR 1000, "
+                                             "Tiny-ImageNet and ImageNet 4000)")
+    lr: Optional[float] = option(None, "Adam learning rate of the images, cosine schedule; none: 0.1 on Tiny, else 0.25")
+    r_bn: Optional[float] = option(None, "weight of the BatchNorm-statistics loss; none: 1.0 on Tiny, else 0.01")
     first_bn_multiplier: float = option(10.0, "extra weight of the first BatchNorm layer")
     jitter: Optional[int] = option(None, "random roll in pixels; none: 4 up to 64 px, 32 beyond")
+    roll: Optional[Literal["positive", "symmetric"]] = option(None, "roll offsets in [0, jitter], or [-jitter, "
+                                                                    "jitter]; none: symmetric on Tiny only")
     classes_per_batch: int = option(100, "classes recovered together in one batch")
     teacher: Optional[str] = option(None, "ARCH=PATH of the teacher; default: the cached teacher of teacher_arch")
-    teacher_arch: str = option("conv3", "architecture of the cached teacher (`distillbench train-teacher`)")
+    teacher_arch: Optional[str] = option(None, "architecture of the cached teacher (`distillbench train-teacher`); "
+                                               "none: the dataset's script (conv3 up to 32 px, else ResNet-18)")
     normalization: Literal["dataset", "imagenet"] = option("dataset", "the teacher's input normalisation")
 
     def __post_init__(self):
-        if self.iterations < 1 or self.classes_per_batch < 1:
+        if (self.iterations is not None and self.iterations < 1) or self.classes_per_batch < 1:
             raise UsageError("options iterations and classes_per_batch must be at least 1")
 
 
@@ -75,6 +80,14 @@ class SRe2L(TeacherMethod):
     smoke_options = {"iterations": "3"}
     Options = Options
 
+    def recipe(self, spec) -> dict:
+        """``recover_cifar.sh``, ``recover_tiny.sh``, ``recover.sh`` (ImageNet): their iterations, learning rate,
+        BN weight, roll and squeeze teacher (CIFAR: ResNet-18 modified or ConvNet; here conv3 up to 32 px)."""
+        tiny, large = spec.name == "tinyimagenet", spec.image_size > 64
+        return {"iterations": 4000 if tiny or large else 1000, "lr": 0.1 if tiny else 0.25, "r_bn": 1.0 if tiny else 0.01,
+                "jitter": 4 if spec.image_size <= 64 else 32, "roll": "symmetric" if tiny else "positive",
+                "teacher_arch": "conv3" if spec.image_size <= 32 else "resnet18_modified" if tiny else "resnet18"}
+
     def units(self, num_classes: int, ipc: int) -> list[Unit]:
         per = self.options.classes_per_batch
         return [Unit(f"ipc-{slot:05d}-classes-{start:05d}", tuple(range(start, min(start + per, num_classes))),
@@ -90,12 +103,11 @@ class SRe2L(TeacherMethod):
         mean, std = self.normalize.mean, self.normalize.std
         x = torch.randn(len(labels), 3, size, size, generator=generator).to(ctx.device).requires_grad_(True)
         optimizer = torch.optim.Adam([x], lr=opts.lr, betas=(0.5, 0.9), eps=1e-8)
-        jitter = opts.jitter if opts.jitter is not None else (4 if size <= 64 else 32)
         hooks = BNStatistics(self.teacher)
         try:
             for it in ctx.progress(range(opts.iterations), desc=f"recover {unit.id}"):
                 optimizer.param_groups[0]["lr"] = 0.5 * (1 + math.cos(math.pi * it / opts.iterations)) * opts.lr
-                view = self.augment(x, size, jitter, generator)
+                view = self.augment(x, size, opts.jitter, opts.roll == "symmetric", generator)
                 loss = F.cross_entropy(self.teacher(view), labels) + opts.r_bn * hooks.loss(opts.first_bn_multiplier)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -110,7 +122,7 @@ class SRe2L(TeacherMethod):
         return (pixels * 255).round().to(torch.uint8).cpu()
 
     @staticmethod
-    def augment(x, size: int, jitter: int, generator):
+    def augment(x, size: int, jitter: int, symmetric: bool, generator):
         """One crop box, flip and roll shared by the whole batch, as the official code does."""
         import torch
         from torchvision.transforms import RandomResizedCrop
@@ -122,7 +134,7 @@ class SRe2L(TeacherMethod):
             x = resized_crop(x, top, left, h, w, [size, size], antialias=True)
             if torch.rand(1, generator=generator) < 0.5:
                 x = x.flip(-1)
-        shift = torch.randint(0, jitter + 1, (2,), generator=generator).tolist()
+        shift = torch.randint(-jitter if symmetric else 0, jitter + 1, (2,), generator=generator).tolist()
         return torch.roll(x, shifts=shift, dims=(2, 3))
 
     def notes(self, ipc: int) -> dict:

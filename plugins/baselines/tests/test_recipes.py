@@ -1,0 +1,54 @@
+"""Per-dataset recipes: options left unset take the values of the method's official script for the dataset,
+and the manifest says which ones did."""
+import json
+
+import torch
+
+from distillbench.plugins import registry
+from distillbench.testing import TINY_TEACHER, finished_sets, invoke
+from distillbench_baselines.rded import RDED
+from distillbench_baselines.sre2l import SRe2L
+
+SCRIPTS = {  # dataset -> (SRe2L's recover script values, RDED's script values)
+    "cifar10": ({"iterations": 1000, "lr": 0.25, "r_bn": 0.01, "jitter": 4, "roll": "positive",
+                 "teacher_arch": "conv3"}, {"factor": 1, "teacher_arch": "conv3"}),
+    "tinyimagenet": ({"iterations": 4000, "lr": 0.1, "r_bn": 1.0, "jitter": 4, "roll": "symmetric",
+                      "teacher_arch": "resnet18_modified"}, {"factor": 1, "teacher_arch": "conv4"}),
+    "imagenet": ({"iterations": 4000, "lr": 0.25, "r_bn": 0.01, "jitter": 32, "roll": "positive",
+                  "teacher_arch": "resnet18"}, {"factor": 2, "teacher_arch": "resnet18"}),
+}
+
+
+def test_recipes_are_the_official_scripts_values():
+    for dataset, (sre2l, rded) in SCRIPTS.items():
+        spec = registry("dataset").get(dataset)
+        assert SRe2L().recipe(spec) == sre2l and RDED().recipe(spec) == rded, dataset
+
+
+def test_an_option_given_by_hand_wins_over_the_recipe():
+    spec = registry("dataset").get("tinyimagenet")
+    method = SRe2L.from_overrides({"lr": "0.5"}).for_dataset(spec)
+    assert method.options.lr == 0.5 and method.options.r_bn == 1.0
+
+
+def test_the_manifest_records_the_resolved_options_and_which_came_from_the_recipe(distillbench_cache, tmp_path):
+    env = {"DISTILLBENCH_CACHE": str(distillbench_cache)}
+    assert invoke(*TINY_TEACHER, env=env).exit_code == 0
+    result = invoke("run", "--method", "sre2l", "--dataset", "digits", "--ipc", "1", "--option", "iterations=2",
+                    "--root", tmp_path, env=env)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((finished_sets(tmp_path)[0] / "manifest.json").read_text())
+    assert manifest["options"]["lr"] == 0.25 and manifest["options"]["iterations"] == 2
+    assert manifest["options_from_recipe"] == ["jitter", "lr", "r_bn", "roll", "teacher_arch"]
+    assert manifest["option_defaults"]["lr"] == 0.25  # so that `compare` keeps the plain column name
+
+
+def test_tinys_roll_goes_both_ways():
+    x = torch.zeros(1, 3, 8, 8)
+    x[..., 0, 0] = 1
+    shifts = set()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        rolled = SRe2L.augment(x, 8, 4, True, generator)
+        shifts.add(tuple(int(i) for i in torch.nonzero(rolled[0, 0])[0]))
+    assert {0, 4, 5, 7}.issubset({row for row, _ in shifts})  # rows 5..7 are rolls of -3..-1
