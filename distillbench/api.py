@@ -34,7 +34,7 @@ _LAZY = {  # name -> module, imported on first use (they need torch)
                      "load_teacher", "normalizer", "resolve_teachers", "save_teacher"), "distillbench.teachers"),
     **dict.fromkeys(("Backbone", "BACKBONE_FIX", "cached_backbone_dir", "find_backbone", "pipeline_folder",
                      "weights_fingerprint"), "distillbench.diffusion.backbone"),
-    **dict.fromkeys(("ddim_grid", "ddim_move", "forward_noise", "guided", "invert", "sample"),
+    **dict.fromkeys(("ddim_grid", "ddim_move", "forward_noise", "guided", "invert", "sample", "sample_floored"),
                     "distillbench.diffusion.ddim"),
 }
 

@@ -139,15 +139,18 @@ class Backbone:
         return x.round().to(torch.uint8).cpu()
 
     def generate(self, latents, label: int, timesteps, guidance: float, size: int, batch_size: int = 256,
-                 progress=None):
-        """DDIM-sample ``latents`` along ``timesteps`` (descending) for class ``label``, decode to uint8 images."""
-        from distillbench.diffusion.ddim import guided, sample
+                 progress=None, floor_step=None):
+        """DDIM-sample ``latents`` along ``timesteps`` (descending) for class ``label``, decode to uint8 images.
+        With ``floor_step`` (the grid's step), the official D3HR loop instead (:func:`ddim.sample_floored`)."""
+        from distillbench.diffusion.ddim import guided, sample, sample_floored
         alphas = self.alphas_cumprod[timesteps].tolist()
         images = []
         chunks = latents.split(batch_size)
         for chunk in progress(chunks) if progress else chunks:
             labels = torch.full((len(chunk),), label, device=chunk.device, dtype=torch.long)
-            z0 = sample(guided(self.eps, labels, self.null_label, guidance), chunk, timesteps, alphas)
+            eps = guided(self.eps, labels, self.null_label, guidance)
+            z0 = (sample(eps, chunk, timesteps, alphas) if floor_step is None else
+                  sample_floored(eps, chunk, timesteps, self.alphas_cumprod, floor_step))
             check_finite(z0, f"generated latents of class {label}", BACKBONE_FIX)
             images.append(self.decode(z0, size))
         return torch.cat(images)

@@ -44,6 +44,16 @@ def sample(eps, x, timesteps, alphas, progress=None):
     return x
 
 
+def sample_floored(eps, x, timesteps, alphas_cumprod, step: int, progress=None):
+    """The official D3HR sampling loop (``dit_inversion_save_statistic.py`` ``sample``, L58-109): at every
+    grid point t of the descending ``timesteps``, t = 0 included, eps is queried at t and x moves from
+    alpha[t] to alpha[max(1, t - step)].  So the last two moves (from 20 and from 0) both end at t = 1: one
+    model call more than :func:`sample`, and the result sits at t = 1, not 0."""
+    for t in progress(timesteps) if progress else timesteps:
+        x = ddim_move(x, eps(x, t), float(alphas_cumprod[t]), float(alphas_cumprod[max(1, t - step)]))
+    return x
+
+
 def forward_noise(z0, alpha, generator):
     """DDPM forward noising to one level (the ``mapping=ddpm`` ablation): sqrt(a) z0 + sqrt(1 - a) noise."""
     noise = torch.randn(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)

@@ -12,8 +12,10 @@ Per class (one unit of work each, so runs resume and shard by class):
 5. DDIM-sample them back to t = 0 with the class label and classifier-free guidance, decode, resize.
 
 Defaults follow the paper where paper and official code differ (lambda_skew 0.5, per-member skewness,
-m = 10^6, sampling starts where inversion stopped); ``lambda_skew=0.1 skew_axis=features
-sampling_offset=1 m=100000000`` reproduces the code.  ``inversion_steps=31`` is the paper's T = 31 of 50:
+m = 10^6, sampling starts where inversion stopped); ``recipe=official`` selects the code's (lambda_skew 0.1,
+feature-axis skewness, m = 10^8, sampling from one grid step above, every sampling step floored at t = 1,
+so that the last two both end there) for the options left unset.  Not yet the code's under either recipe:
+fp16 autocast, and ImageNet images encoded from the original at 256 px.  ``inversion_steps=31`` is the paper's T = 31 of 50:
 grid point 31 (counting t = 0), t = 600, the official ``i_step=6``.  Guidance 4.0 is the code's, used for
 inversion and sampling alike (``invert_guided=false`` inverts unguided).
 """
@@ -26,6 +28,8 @@ from distillbench.api import (Distiller, DistillbenchError, ImageSet, UnitResult
                               option)
 
 SCORES = {"mean": (1, 0, 0), "mean_std": (1, 1, 0), "full": (1, 1, 1)}
+PAPER = {"lambda_skew": 0.5, "skew_axis": "members", "m": 1_000_000, "sampling_offset": 0, "t1_floor": False}
+OFFICIAL = {"lambda_skew": 0.1, "skew_axis": "features", "m": 100_000_000, "sampling_offset": 1, "t1_floor": True}
 
 
 @dataclass(frozen=True)
@@ -39,25 +43,30 @@ class Options:
     score: Literal["mean", "mean_std", "full"] = option("full", "terms of the group score: mean, +std, +skewness")
     lambda_mean: float = option(1.0, "weight of the group score's mean term")
     lambda_std: float = option(1.0, "weight of the group score's std term")
-    lambda_skew: float = option(0.5, "weight of the skewness term (paper 0.5, official code 0.1)")
-    skew_axis: Literal["members", "features"] = option("members", "skewness over a group's members (paper) or "
-                                                                  "over features (official code)")
-    m: int = option(1_000_000, "candidate groups drawn per class (paper 10^6, official code 10^8)")
+    recipe: Literal["paper", "official"] = option("paper", "the paper's settings, or the official code's, for the "
+                                                           "options below left unset")
+    lambda_skew: Optional[float] = option(None, "weight of the skewness term (paper 0.5, official code 0.1)")
+    skew_axis: Optional[Literal["members", "features"]] = option(None, "skewness over a group's members (paper) or "
+                                                                       "over features (official code)")
+    m: Optional[int] = option(None, "candidate groups drawn per class (paper 10^6, official code 10^8)")
     inversion_steps: int = option(31, "grid point where inversion stops (31 of 50: t = 600)")
     num_inference_steps: int = option(50, "points of the DDIM grid")
     guidance: float = option(4.0, "classifier-free guidance scale of inversion and sampling")
     invert_guided: bool = option(True, "guide the inversion too (official code), or invert unguided")
-    sampling_offset: int = option(0, "start sampling this many grid points above the inversion's end "
-                                     "(official code 1)")
+    sampling_offset: Optional[int] = option(None, "start sampling this many grid points above the inversion's end "
+                                                  "(paper 0, official code 1)")
+    t1_floor: Optional[bool] = option(None, "every sampling step moves to t - step floored at 1, so the last two end "
+                                            "at t = 1, one more model call (official code; paper: no)")
     encode: Literal["sample", "mean"] = option("sample", "VAE posterior: a seeded sample, or its mean")
     batch_size: int = option(256, "images per model call")
     amp: bool = option(True, "bf16 autocast where the device supports it natively")
 
     def __post_init__(self):
-        if not 2 <= self.inversion_steps <= self.num_inference_steps - self.sampling_offset:
-            raise UsageError(f"option inversion_steps={self.inversion_steps} must lie in 2.."
-                             f"{self.num_inference_steps - self.sampling_offset} (grid points of num_inference_steps)")
-        if self.m < 1 or self.batch_size < 1:
+        top = self.num_inference_steps - (self.sampling_offset or 0)
+        if not 2 <= self.inversion_steps <= top:
+            raise UsageError(f"option inversion_steps={self.inversion_steps} must lie in 2..{top} (grid points of "
+                             "num_inference_steps)")
+        if (self.m is not None and self.m < 1) or self.batch_size < 1:
             raise UsageError("options m and batch_size must be at least 1")
 
     def weights(self):
@@ -96,6 +105,11 @@ class D3HR(Distiller):
         from distillbench_d3hr.stats import read_stats
         return read_stats(self.options.stats)
 
+    def recipe(self, spec) -> dict:
+        """The paper's settings, or (``recipe=official``) those of the official code (``group_sampling.py``
+        L226, L170-177, L287-291; ``dit_inversion_save_statistic.py`` L104-109, start_step 18 for i_step 6)."""
+        return OFFICIAL if self.options.recipe == "official" else PAPER
+
     def training_set(self, load):
         if self.stored is None:
             return load()
@@ -124,6 +138,7 @@ class D3HR(Distiller):
         stop = opts.inversion_steps - 1
         self.inversion_path = grid[: stop + 1]
         self.sampling_path = grid[: stop + 1 + opts.sampling_offset][::-1]
+        self.grid_step = grid[1] - grid[0]
         if self.stored is not None:
             self._check_stored(ctx)
         self.stats_dir = self._stats_dir(ctx)
@@ -183,7 +198,8 @@ class D3HR(Distiller):
         """DDIM-sample ``latents`` back to t = 0 for class ``label``; uint8 images at the dataset's size."""
         return self.backbone.generate(latents, label, self.sampling_path, self.options.guidance,
                                       ctx.spec.image_size, self.options.batch_size,
-                                      lambda chunks: ctx.progress(chunks, desc=f"generating class {label}"))
+                                      lambda chunks: ctx.progress(chunks, desc=f"generating class {label}"),
+                                      floor_step=self.grid_step if self.options.t1_floor else None)
 
     def class_stats(self, label: int, ctx):
         """(mean, variance) of the class's mapped latents: stored, checkpointed, or computed now (while
@@ -230,8 +246,11 @@ class D3HR(Distiller):
     def notes(self, ipc: int) -> dict:
         dropped = [term for term, needs in (("std", 2), ("skewness", 3)) if ipc < needs]
         return {"d3hr": {
-            "options_follow": "paper (lambda_skew 0.5, per-member skewness, m 1e6, sampling starts at the "
-                              "inverted step); see the method docstring for the official code's settings",
+            "options_follow": f"{self.options.recipe} (recipe=paper: lambda_skew 0.5, per-member skewness, m 1e6, "
+                              "sampling from the inverted step; recipe=official: 0.1, features, 1e8, one step above, "
+                              "t = 1 floor); options given by hand win",
+            "not_yet_official": "fp16 autocast (bf16 or fp32 here); ImageNet encoded from the 224 px view, "
+                                "resized to the backbone's 256 px, not from the original",
             "score_terms_dropped": f"{', '.join(dropped)} undefined for IPC {ipc}" if dropped else None,
             "inversion_timestep": 1000 // self.options.num_inference_steps * (self.options.inversion_steps - 1),
         }}

@@ -134,13 +134,13 @@ def test_interrupted_run_resumes_from_checkpointed_classes(model_cache, tmp_path
                 raise KeyboardInterrupt
             return super().map_class(label, ctx)
 
-    reference = run_units(D3HR.from_overrides(overrides), ctx("ref"), tmp_path / "ref" / "out", {})
+    reference = run_units(D3HR.from_overrides(overrides).for_dataset(spec), ctx("ref"), tmp_path / "ref" / "out", {})
     with pytest.raises(KeyboardInterrupt):
-        run_units(Dies.from_overrides(overrides), ctx("run"), tmp_path / "run" / "out", {})
+        run_units(Dies.from_overrides(overrides).for_dataset(spec), ctx("run"), tmp_path / "run" / "out", {})
     assert Counts.mapped == [0, 1, 2, 3]
     Counts.mapped.clear()
     (tmp_path / "run" / "out.partial" / ".units" / "class-00003.json").unlink()  # as if killed mid-class 3
-    resumed = run_units(Counts.from_overrides(overrides), ctx("run"), tmp_path / "run" / "out", {})
+    resumed = run_units(Counts.from_overrides(overrides).for_dataset(spec), ctx("run"), tmp_path / "run" / "out", {})
     assert Counts.mapped == [4, 5, 6, 7, 8, 9]  # class 3's statistics were checkpointed before the kill
     assert png_bytes_of(resumed.path) == png_bytes_of(reference.path)
     assert (resumed.path / "stats.safetensors").read_bytes() != b""
@@ -184,3 +184,26 @@ def test_fine_tuning_keeps_a_larger_inits_architecture_and_resolution(tmp_path):
     assert tuned.image_size == 64 and tuned.num_classes == 10 and tuned.transformer.config.out_channels == 8
     kept = {k: v for k, v in dit.state_dict().items() if "class_embedder" not in k}
     assert all(torch.equal(tuned.transformer.state_dict()[k], v) for k, v in kept.items())
+
+
+def test_recipe_official_selects_the_codes_settings_where_options_are_unset():
+    from distillbench.plugins import registry
+    from distillbench_d3hr.method import D3HR
+    spec = registry("dataset").get("digits")
+    official = D3HR.from_overrides({"recipe": "official"}).for_dataset(spec).options
+    assert (official.lambda_skew, official.skew_axis, official.m, official.sampling_offset, official.t1_floor) == (
+        0.1, "features", 100_000_000, 1, True)
+    paper = D3HR.from_overrides({}).for_dataset(spec).options
+    assert (paper.lambda_skew, paper.skew_axis, paper.m, paper.sampling_offset, paper.t1_floor) == (
+        0.5, "members", 1_000_000, 0, False)
+    mixed = D3HR.from_overrides({"recipe": "official", "lambda_skew": "0.3"}).for_dataset(spec).options
+    assert mixed.lambda_skew == 0.3 and mixed.skew_axis == "features"
+
+
+def test_the_official_recipe_runs_and_says_so(model_cache, root):
+    result = run_d3hr(root, model_cache, "--option", "recipe=official", "--option", "m=64")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((only_run(root) / "manifest.json").read_text())
+    assert manifest["options"]["t1_floor"] is True and manifest["options"]["sampling_offset"] == 1
+    assert set(manifest["options_from_recipe"]) == {"lambda_skew", "skew_axis", "sampling_offset", "t1_floor"}
+    assert manifest["notes"]["d3hr"]["options_follow"].startswith("official")

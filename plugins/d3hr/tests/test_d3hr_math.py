@@ -115,3 +115,28 @@ def test_the_chosen_group_beats_the_first_percentile_and_improves_with_m():
               for m in (10, 100, 1000, 10000)}
     assert chosen[10000] < torch.quantile(random_scores, 0.01).item()
     assert chosen[10] >= chosen[100] >= chosen[1000] >= chosen[10000] and chosen[10000] < chosen[10]
+
+
+def test_the_official_floored_loop_calls_the_model_at_t0_too_and_ends_at_t1():
+    """With a constant noise prediction a DDIM move keeps x0_hat, so where a loop ends is readable off x: the plain
+    loop ends at alpha[0] after len - 1 calls.  The official one reaches alpha[1] from t = 20, then calls the
+    model at t = 0 and moves that latent as if it sat at alpha[0], back to alpha[1]."""
+    from distillbench.diffusion.ddim import sample_floored
+    alphas = torch.linspace(0.9999, 0.02, 1000, dtype=torch.float64)
+    x0, noise = torch.randn(3, 5, dtype=torch.float64), torch.full((3, 5), 0.3, dtype=torch.float64)
+    path = [60, 40, 20, 0]
+    start = alphas[60].sqrt() * x0 + (1 - alphas[60]).sqrt() * noise
+    calls = []
+
+    def eps(x, t):
+        calls.append(t)
+        return noise
+
+    floored = sample_floored(eps, start, path, alphas, 20)
+    assert calls == [60, 40, 20, 0]
+    a0, a1 = alphas[0], alphas[1]
+    at_t1 = a1.sqrt() * x0 + (1 - a1).sqrt() * noise
+    assert torch.allclose(floored, (a1 / a0).sqrt() * (at_t1 - (1 - a0).sqrt() * noise) + (1 - a1).sqrt() * noise)
+    calls.clear()
+    plain = sample(eps, start, path, alphas[path].tolist())
+    assert calls == [60, 40, 20] and torch.allclose(plain, alphas[0].sqrt() * x0 + (1 - alphas[0]).sqrt() * noise)
