@@ -13,15 +13,21 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def precision(device: str, amp: bool = True) -> str:
-    native = device.startswith("cuda") or cpu_has_native_bf16()
-    return "bf16-autocast" if amp and native else "fp32"
+def precision(device: str, amp=True) -> str:
+    """The precision ``amp`` gives on ``device``: True or "bf16" is bf16 autocast where it is native (CUDA, bf16
+    CPUs), "fp16" is fp16 autocast on CUDA (the official D3HR code's), False or "fp32" and the rest are fp32."""
+    cuda = device.startswith("cuda")
+    if amp == "fp16":
+        return "fp16-autocast" if cuda else "fp32"
+    native = cuda or cpu_has_native_bf16()
+    return "bf16-autocast" if amp in (True, "bf16") and native else "fp32"
 
 
-def autocast(device: str, amp: bool = True):
+def autocast(device: str, amp=True):
     import torch
-    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
-                          enabled=precision(device, amp) == "bf16-autocast")
+    used = precision(device, amp)
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
+                          dtype=torch.float16 if used == "fp16-autocast" else torch.bfloat16, enabled=used != "fp32")
 
 
 def timed(fn, device: str) -> float:

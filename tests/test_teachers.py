@@ -27,3 +27,4 @@ def test_a_checkpoint_without_a_recorded_normalisation_is_assumed_to_expect_what
     torch.save({"model": registry("model").get("conv3").build(10, 32).state_dict()}, tmp_path / "rded.pth")
     _, (info,) = load_ensemble([f"conv3={tmp_path / 'rded.pth'}"], "conv3", spec, 10, tmp_path, "cpu", "imagenet")
     assert info["normalization"] == "assumed imagenet"
+

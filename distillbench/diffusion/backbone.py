@@ -19,7 +19,7 @@ from distillbench.errors import UsageError, check_finite
 
 INFO_FILE = "distillbench.json"
 SHIPPED = Path(__file__).parent / "weights"
-BACKBONE_FIX = "check the backbone's weights (or use --option amp=false)"
+BACKBONE_FIX = "check the backbone's weights (or use --option amp=fp32)"
 
 
 def cached_backbone_dir(dataset: str) -> Path:
@@ -74,10 +74,10 @@ class Backbone:
     scheduler: object
     path: Path
     device: str = "cpu"
-    amp: bool = True  # bf16 autocast where native (CUDA, bf16 CPUs); amp=false for exact float32
+    amp: object = True  # True or "bf16", "fp16", False or "fp32": see distillbench.accel.precision
 
     @classmethod
-    def load(cls, path: Path, device: str = "cpu", amp: bool = True) -> "Backbone":
+    def load(cls, path: Path, device: str = "cpu", amp=True) -> "Backbone":
         from diffusers import DDIMScheduler, DiTPipeline
         from diffusers.utils import logging
         logging.disable_progress_bar()

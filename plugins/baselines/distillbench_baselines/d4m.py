@@ -29,7 +29,8 @@ class Options:
     km_expand: int = option(1, "minibatch chunks of km_expand * IPC latents (the ImageNet script's 1)")
     encode: Literal["sample", "mean"] = option("sample", "VAE posterior: a seeded sample, or its mean")
     batch_size: int = option(256, "images per model call")
-    amp: bool = option(True, "bf16 autocast where the device supports it natively")
+    amp: Literal["bf16", "fp16", "fp32"] = option("bf16", "autocast of the model calls: bf16 where native, fp16 "
+                                                          "on CUDA, or fp32")
 
     def __post_init__(self):
         if not 0 < self.strength <= 1:

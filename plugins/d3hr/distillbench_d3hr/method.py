@@ -14,8 +14,8 @@ Per class (one unit of work each, so runs resume and shard by class):
 Defaults follow the paper where paper and official code differ (lambda_skew 0.5, per-member skewness,
 m = 10^6, sampling starts where inversion stopped); ``recipe=official`` selects the code's (lambda_skew 0.1,
 feature-axis skewness, m = 10^8, sampling from one grid step above, every sampling step floored at t = 1,
-so that the last two both end there) for the options left unset.  Not yet the code's under either recipe:
-fp16 autocast, and ImageNet images encoded from the original at 256 px.  ``inversion_steps=31`` is the paper's T = 31 of 50:
+so that the last two both end there, fp16 autocast on CUDA) for the options left unset.  Not yet the code's
+under either recipe: ImageNet images encoded from the original at 256 px.  ``inversion_steps=31`` is the paper's T = 31 of 50:
 grid point 31 (counting t = 0), t = 600, the official ``i_step=6``.  Guidance 4.0 is the code's, used for
 inversion and sampling alike (``invert_guided=false`` inverts unguided).
 """
@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from distillbench.api import (Distiller, DistillbenchError, ImageSet, UnitResult, UsageError, atomic, derive_seed,
-                              option)
+                              option, precision)
 
 SCORES = {"mean": (1, 0, 0), "mean_std": (1, 1, 0), "full": (1, 1, 1)}
-PAPER = {"lambda_skew": 0.5, "skew_axis": "members", "m": 1_000_000, "sampling_offset": 0, "t1_floor": False}
-OFFICIAL = {"lambda_skew": 0.1, "skew_axis": "features", "m": 100_000_000, "sampling_offset": 1, "t1_floor": True}
+PAPER = {"lambda_skew": 0.5, "skew_axis": "members", "m": 1_000_000, "sampling_offset": 0, "t1_floor": False,
+         "amp": "bf16"}
+OFFICIAL = {"lambda_skew": 0.1, "skew_axis": "features", "m": 100_000_000, "sampling_offset": 1, "t1_floor": True,
+            "amp": "fp16"}
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class Options:
                                             "at t = 1, one more model call (official code; paper: no)")
     encode: Literal["sample", "mean"] = option("sample", "VAE posterior: a seeded sample, or its mean")
     batch_size: int = option(256, "images per model call")
-    amp: bool = option(True, "bf16 autocast where the device supports it natively")
+    amp: Optional[Literal["bf16", "fp16", "fp32"]] = option(None, "autocast of the model calls: bf16 where native "
+                                                                  "(paper recipe), fp16 on CUDA (official code), fp32")
 
     def __post_init__(self):
         top = self.num_inference_steps - (self.sampling_offset or 0)
@@ -249,8 +252,8 @@ class D3HR(Distiller):
             "options_follow": f"{self.options.recipe} (recipe=paper: lambda_skew 0.5, per-member skewness, m 1e6, "
                               "sampling from the inverted step; recipe=official: 0.1, features, 1e8, one step above, "
                               "t = 1 floor); options given by hand win",
-            "not_yet_official": "fp16 autocast (bf16 or fp32 here); ImageNet encoded from the 224 px view, "
-                                "resized to the backbone's 256 px, not from the original",
+            "not_yet_official": "ImageNet encoded from the 224 px view, resized to the backbone's 256 px, not from "
+                                "the original; fp16 only on CUDA (fp32 on a CPU)",
             "score_terms_dropped": f"{', '.join(dropped)} undefined for IPC {ipc}" if dropped else None,
             "inversion_timestep": 1000 // self.options.num_inference_steps * (self.options.inversion_steps - 1),
         }}
@@ -265,7 +268,7 @@ class D3HR(Distiller):
         counts = self.stored.counts if self.stored is not None else [
             int(_load_count(self.stats_dir / f"class-{c:05d}.safetensors")) for c in range(len(stats))]
         write_stats(folder / STATS_FILE, means, variances, counts, self.header(ctx))
-        return {"d3hr_selection": dict(sorted(unit_notes.items()))}
+        return {"d3hr_selection": dict(sorted(unit_notes.items())), "precision": precision(ctx.device, self.options.amp)}
 
 
 def _load_count(path: Path) -> int:

@@ -191,11 +191,11 @@ def test_recipe_official_selects_the_codes_settings_where_options_are_unset():
     from distillbench_d3hr.method import D3HR
     spec = registry("dataset").get("digits")
     official = D3HR.from_overrides({"recipe": "official"}).for_dataset(spec).options
-    assert (official.lambda_skew, official.skew_axis, official.m, official.sampling_offset, official.t1_floor) == (
-        0.1, "features", 100_000_000, 1, True)
+    assert (official.lambda_skew, official.skew_axis, official.m, official.sampling_offset, official.t1_floor,
+            official.amp) == (0.1, "features", 100_000_000, 1, True, "fp16")
     paper = D3HR.from_overrides({}).for_dataset(spec).options
-    assert (paper.lambda_skew, paper.skew_axis, paper.m, paper.sampling_offset, paper.t1_floor) == (
-        0.5, "members", 1_000_000, 0, False)
+    assert (paper.lambda_skew, paper.skew_axis, paper.m, paper.sampling_offset, paper.t1_floor, paper.amp) == (
+        0.5, "members", 1_000_000, 0, False, "bf16")
     mixed = D3HR.from_overrides({"recipe": "official", "lambda_skew": "0.3"}).for_dataset(spec).options
     assert mixed.lambda_skew == 0.3 and mixed.skew_axis == "features"
 
@@ -205,5 +205,6 @@ def test_the_official_recipe_runs_and_says_so(model_cache, root):
     assert result.exit_code == 0, result.output
     manifest = json.loads((only_run(root) / "manifest.json").read_text())
     assert manifest["options"]["t1_floor"] is True and manifest["options"]["sampling_offset"] == 1
-    assert set(manifest["options_from_recipe"]) == {"lambda_skew", "skew_axis", "sampling_offset", "t1_floor"}
+    assert set(manifest["options_from_recipe"]) == {"lambda_skew", "skew_axis", "sampling_offset", "t1_floor", "amp"}
     assert manifest["notes"]["d3hr"]["options_follow"].startswith("official")
+    assert manifest["notes"]["precision"] == "fp32"  # fp16 autocast is CUDA's; a CPU runs fp32
