@@ -44,8 +44,8 @@ __all__ = [
     "DatasetSpec", "DataSource", "ImageSet", "resolve_device", "DistilledSet", "png_bytes",
     "ContractError", "DistillbenchError", "UsageError", "check_finite", "choices_hint",
     "EvalRequest", "Evaluator", "Trial", "TrialContext", "tile_grid", "hookimpl",
-    "Distiller", "RunContext", "Unit", "UnitResult", "ModelSpec", "build_options", "option", "parse_pairs", "PaperResult",
-    "cache_dir", "registry", "RunConfig", "derive_seed", *_LAZY,
+    "Distiller", "RunContext", "Unit", "UnitResult", "ModelSpec", "build_options", "option", "parse_pairs",
+    "PaperResult", "cache_dir", "registry", "RunConfig", "derive_seed", *_LAZY,
 ]
 
 

@@ -58,11 +58,12 @@ class _TrialRunner:
             for trial, key in zip(trials, keys):
                 if key in records:
                     continue
-                with distributed.exclusive(self._scratch(key, ".lock"), wait) as held:
+                lock = self._scratch(key, ".lock")
+                with distributed.exclusive(lock, wait) as held:
                     if held:
                         records[key] = self.earlier(key) or self.trained(trial, key)
                         if distributed.is_main():
-                            self._scratch(key, ".lock").unlink(missing_ok=True)
+                            lock.unlink(missing_ok=True)
         return [records[key] for key in keys]
 
     def earlier(self, key: str) -> Optional[dict]:

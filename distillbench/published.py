@@ -45,17 +45,22 @@ def _torchvision_file(weights) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
-def _timm_file(name: str) -> tuple[str, Path]:
+def _timm_cfg(name: str):
+    """timm's pretrained config of ``timm:NAME``, which names its Hugging Face repository."""
     import timm
-    from huggingface_hub import try_to_load_from_cache
-    model = name.removeprefix("timm:")
     try:
-        cfg = timm.models.get_pretrained_cfg(model)
+        cfg = timm.models.get_pretrained_cfg(name.removeprefix("timm:"))
     except RuntimeError:
         cfg = None
     if cfg is None or not cfg.hf_hub_id:
         raise UsageError(f"'{name}': timm has no pretrained weights of that name on the Hugging Face Hub; see "
                          "timm.list_models(pretrained=True)")
+    return cfg
+
+
+def _timm_file(name: str) -> tuple[str, Path]:
+    from huggingface_hub import try_to_load_from_cache
+    model, cfg = name.removeprefix("timm:"), _timm_cfg(name)
     for filename in ("model.safetensors", "pytorch_model.bin"):
         found = try_to_load_from_cache(cfg.hf_hub_id, filename)
         if isinstance(found, str):
@@ -115,11 +120,7 @@ def download(name: str) -> str:
         weights.get_state_dict(progress=True)
         return str(_torchvision_file(weights))
     if name.startswith("timm:"):
-        import timm
         from huggingface_hub import hf_hub_download
-        cfg = timm.models.get_pretrained_cfg(name.removeprefix("timm:"))
-        if cfg is None or not cfg.hf_hub_id:
-            raise UsageError(f"'{name}': timm has no pretrained weights of that name on the Hugging Face Hub")
-        return hf_hub_download(cfg.hf_hub_id, "model.safetensors")
+        return hf_hub_download(_timm_cfg(name).hf_hub_id, "model.safetensors")
     from huggingface_hub import snapshot_download
     return snapshot_download(name)

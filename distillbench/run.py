@@ -69,7 +69,8 @@ def distill(cfg: RunConfig):
     manifest = {
         "run_id": run_id, "method": cfg.method, "options": options,
         "option_defaults": options_dict(method_cls().for_dataset(spec)), "options_from_recipe": from_recipe,
-        "dataset": cfg.dataset, "ipc": cfg.ipc, "seed": cfg.seed, "device": cfg.device, "world_size": distributed.world_size(),
+        "dataset": cfg.dataset, "ipc": cfg.ipc, "seed": cfg.seed, "device": cfg.device,
+        "world_size": distributed.world_size(),
         "plugin": {"name": plugin, "version": plugin_version},
         "versions": versions(), "inputs": {"train_fingerprint": fingerprint, "models": models,
                    "skipped_images": len(train.skipped), "skipped_files": train.skipped[:100]},

@@ -121,8 +121,8 @@ class Store:
         """Evaluation rows as a pandas DataFrame (optionally of one dataset, protocol or run), the latest of
         each identity, with the accuracy its protocol reports (``reported_acc``: the final or the best, as the
         protocol's source does), the protocol's version, the kind of labels the record names (``hard`` for
-        hard-label protocols) and the resolved method options, their defaults and model checksums of their run (empty dicts for sets that
-        were not distilled here)."""
+        hard-label protocols) and the resolved method options, their defaults and model checksums of their run
+        (empty dicts for sets that were not distilled here)."""
         import pandas as pd
         columns = ", ".join(f"e.{c}" for c in EVALUATION_COLUMNS)
         query = (f"SELECT {columns}, COALESCE(json_extract(e.record, '$.reported_acc'), e.final_acc), "

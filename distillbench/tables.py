@@ -52,6 +52,12 @@ def with_protocol_versions(df):
     return df.assign(protocol=labels).drop(columns=["protocol_version"])
 
 
+def labelled(df):
+    """``df`` with methods and protocols named as tables show them (see :func:`with_variants` and
+    :func:`with_protocol_versions`)."""
+    return with_variants(with_protocol_versions(df))
+
+
 def _row_keys(df) -> list[str]:
     return [k for k in ("dataset", "protocol") if df[k].nunique() > 1] + ["student", "ipc"]
 
@@ -126,7 +132,7 @@ def render(df, fmt: str = "markdown", metric: str = "final_acc", paper=()) -> st
     method whose published results (``paper``, PaperResult) match its rows, followed by the published
     results no row matches and by DD-Ranking's HLR/IOR/LRS where their inputs were stored."""
     from distillbench import ddranking
-    df = with_variants(with_protocol_versions(df))
+    df = labelled(df)
     distilled = df[df["method"] != FULL_METHOD]
     text, unmatched = "", list(paper)
     if not distilled.empty:
@@ -171,8 +177,8 @@ def _published(results):
 def panels(df, metric: str = "final_acc") -> dict:
     """The plot's panels: {title: summary rows}, one panel per student (and per dataset and protocol when
     several are present), so that a line never joins accuracies measured under different protocols."""
-    df = with_protocol_versions(df)
-    stats = summary(with_variants(df), metric)
+    df = labelled(df)
+    stats = summary(df, metric)
     keys = [k for k in _row_keys(df) if k != "ipc"]
     return {" / ".join(map(str, key)): rows for key, rows in stats.groupby(keys)}
 

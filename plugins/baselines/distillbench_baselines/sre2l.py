@@ -28,7 +28,8 @@ from distillbench_baselines.teacher import TeacherMethod
 class Options:
     iterations: Optional[int] = option(None, "recovery steps per batch; none: the dataset's script (CIFAR 1000, "
                                              "Tiny-ImageNet and ImageNet 4000)")
-    lr: Optional[float] = option(None, "Adam learning rate of the images, cosine schedule; none: 0.1 on Tiny, else 0.25")
+    lr: Optional[float] = option(None, "Adam learning rate of the images, cosine schedule; none: 0.1 on Tiny, "
+                                       "else 0.25")
     r_bn: Optional[float] = option(None, "weight of the BatchNorm-statistics loss; none: 1.0 on Tiny, else 0.01")
     first_bn_multiplier: float = option(10.0, "extra weight of the first BatchNorm layer")
     jitter: Optional[int] = option(None, "random roll in pixels; none: 4 up to 64 px, 32 beyond")
@@ -84,8 +85,8 @@ class SRe2L(TeacherMethod):
         """``recover_cifar.sh``, ``recover_tiny.sh``, ``recover.sh`` (ImageNet): their iterations, learning rate,
         BN weight, roll and squeeze teacher (CIFAR: ResNet-18 modified or ConvNet; here conv3 up to 32 px)."""
         tiny, large = spec.name == "tinyimagenet", spec.image_size > 64
-        return {"iterations": 4000 if tiny or large else 1000, "lr": 0.1 if tiny else 0.25, "r_bn": 1.0 if tiny else 0.01,
-                "jitter": 4 if spec.image_size <= 64 else 32, "roll": "symmetric" if tiny else "positive",
+        return {"iterations": 4000 if tiny or large else 1000, "lr": 0.1 if tiny else 0.25,
+                "r_bn": 1.0 if tiny else 0.01, "jitter": 4 if spec.image_size <= 64 else 32, "roll": "symmetric" if tiny else "positive",
                 "teacher_arch": "conv3" if spec.image_size <= 32 else "resnet18_modified" if tiny else "resnet18"}
 
     def units(self, num_classes: int, ipc: int) -> list[Unit]:

@@ -15,8 +15,8 @@ Defaults follow the paper where paper and official code differ (lambda_skew 0.5,
 m = 10^6, sampling starts where inversion stopped); ``recipe=official`` selects the code's (lambda_skew 0.1,
 feature-axis skewness, m = 10^8, sampling from one grid step above, every sampling step floored at t = 1,
 so that the last two both end there, fp16 autocast on CUDA) for the options left unset.  Not yet the code's
-under either recipe: ImageNet images encoded from the original at 256 px.  ``inversion_steps=31`` is the paper's T = 31 of 50:
-grid point 31 (counting t = 0), t = 600, the official ``i_step=6``.  Guidance 4.0 is the code's, used for
+under either recipe: ImageNet images encoded from the original at 256 px.  ``inversion_steps=31`` is the
+paper's T = 31 of 50: grid point 31 (counting t = 0), t = 600, the official ``i_step=6``.  Guidance 4.0 is the code's, used for
 inversion and sampling alike (``invert_guided=false`` inverts unguided).
 """
 from dataclasses import dataclass
@@ -268,7 +268,8 @@ class D3HR(Distiller):
         counts = self.stored.counts if self.stored is not None else [
             int(_load_count(self.stats_dir / f"class-{c:05d}.safetensors")) for c in range(len(stats))]
         write_stats(folder / STATS_FILE, means, variances, counts, self.header(ctx))
-        return {"d3hr_selection": dict(sorted(unit_notes.items())), "precision": precision(ctx.device, self.options.amp)}
+        return {"d3hr_selection": dict(sorted(unit_notes.items())),
+                "precision": precision(ctx.device, self.options.amp)}
 
 
 def _load_count(path: Path) -> int:
