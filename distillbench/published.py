@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from distillbench.errors import UsageError
+from distillbench.errors import DistillbenchError, UsageError
 
 PREFIXES = ("torchvision:", "timm:")
 
@@ -115,6 +115,17 @@ def hub_snapshot(repo_id: str) -> Path:
 
 def download(name: str) -> str:
     """Fetch ``name`` into its library's cache (the one step that uses the network); where it now is."""
+    try:
+        return _fetch(name)
+    except UsageError:
+        raise
+    except Exception as exc:  # the network libraries raise many kinds, some with pages of text
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise DistillbenchError(f"cannot download '{name}' ({type(exc).__name__}: {first}); check the network "
+                                "connection, or copy it into the cache from a machine that has it") from None
+
+
+def _fetch(name: str) -> str:
     if name.startswith("torchvision:"):
         weights = _torchvision_weights(name)[1]
         weights.get_state_dict(progress=True)

@@ -115,3 +115,16 @@ def test_a_backbone_by_hub_id_loads_from_the_hugging_face_cache_offline(tmp_path
     (out,) = (tmp_path / "root" / "runs").iterdir()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inputs"]["models"]["backbone"] == weights_fingerprint(SHIPPED / "mnist5k")
+
+
+def test_a_failed_download_is_one_line_naming_what_to_do(monkeypatch):
+    from distillbench import published
+    from distillbench.testing import invoke
+
+    def offline(name):
+        raise ConnectionError("Got: ConnectError\nAn error happened while trying to locate the files on the Hub")
+    monkeypatch.setattr(published, "_fetch", offline)
+    result = invoke("download", "facebook/DiT-XL-2-256")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: cannot download 'facebook/DiT-XL-2-256' (ConnectionError: Got: "
+                                    "ConnectError); check the network connection")
