@@ -1,6 +1,6 @@
 """D4M (Su et al., CVPR 2024, "D^4M: Dataset Distillation via Disentangled Diffusion Model"), on D3HR's backbone.
 
-Facts from suduo94/D4M (``distillation/gen_prototype.py``, ``gen_syn_image.py``): per class, encode the real
+Facts from suduo94/D4M@da35d10 (``distillation/gen_prototype.py``, ``gen_syn_image.py``): per class, encode the real
 images to VAE latents (scaled posterior samples), cluster them with k-means into k = IPC prototypes
 (online ``MiniBatchKMeans``, random_state 0), and generate one image per prototype by img2img: noise the
 prototype once to the first kept step of a 50-step schedule with strength 0.7 (the last 35 steps) and

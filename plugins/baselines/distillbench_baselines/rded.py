@@ -1,6 +1,6 @@
 """RDED (Sun et al., CVPR 2024, "On the Diversity and Realism of Distilled Dataset").
 
-Facts from LINs-lab/RDED (``synthesize/main.py`` ``init_images``, ``synthesize/utils.py``): per class,
+Facts from LINs-lab/RDED@3f6453d (``synthesize/main.py`` ``init_images``, ``synthesize/utils.py``): per class,
 take ``mipc`` random real images; cut ``num_crop`` random square crops from each (RandomResizedCrop to
 side ``size // factor``, area scale (0.08, 1), ratio 1); score every crop by the teacher's cross-entropy on
 the class after zero-padding it, centred, to full size in normalised space (lower = more realistic); keep

@@ -1,6 +1,6 @@
 """SRe2L (Yin et al., NeurIPS 2023, "Squeeze, Recover and Relabel").
 
-Recover, from VILA-Lab/SRe2L (``recover/data_synthesis.py``, ``*small_dataset/recover_cifar.py``,
+Recover, from VILA-Lab/SRe2L@8d00cba (``recover/data_synthesis.py``, ``*small_dataset/recover_cifar.py``,
 ``recover_tiny.py``): images start as N(0, 1) in normalised space and are optimised with Adam
 (betas 0.5, 0.9) under a cosine learning rate to minimise CE(teacher(x_aug), y) + r_bn * R_BN, where
 R_BN = sum over BatchNorm layers of w_l (||mean_l - running_mean_l||_2 + ||var_l - running_var_l||_2)
@@ -86,7 +86,8 @@ class SRe2L(TeacherMethod):
         BN weight, roll and squeeze teacher (CIFAR: ResNet-18 modified or ConvNet; here conv3 up to 32 px)."""
         tiny, large = spec.name == "tinyimagenet", spec.image_size > 64
         return {"iterations": 4000 if tiny or large else 1000, "lr": 0.1 if tiny else 0.25,
-                "r_bn": 1.0 if tiny else 0.01, "jitter": 4 if spec.image_size <= 64 else 32, "roll": "symmetric" if tiny else "positive",
+                "r_bn": 1.0 if tiny else 0.01, "jitter": 4 if spec.image_size <= 64 else 32,
+                "roll": "symmetric" if tiny else "positive",
                 "teacher_arch": "conv3" if spec.image_size <= 32 else "resnet18_modified" if tiny else "resnet18"}
 
     def units(self, num_classes: int, ipc: int) -> list[Unit]:

@@ -16,8 +16,8 @@ m = 10^6, sampling starts where inversion stopped); ``recipe=official`` selects 
 feature-axis skewness, m = 10^8, sampling from one grid step above, every sampling step floored at t = 1,
 so that the last two both end there, fp16 autocast on CUDA) for the options left unset.  Not yet the code's
 under either recipe: ImageNet images encoded from the original at 256 px.  ``inversion_steps=31`` is the
-paper's T = 31 of 50: grid point 31 (counting t = 0), t = 600, the official ``i_step=6``.  Guidance 4.0 is the code's, used for
-inversion and sampling alike (``invert_guided=false`` inverts unguided).
+paper's T = 31 of 50: grid point 31 (counting t = 0), t = 600, the official ``i_step=6``.  Guidance 4.0 is
+the code's, used for inversion and sampling alike (``invert_guided=false`` inverts unguided).
 """
 from dataclasses import dataclass
 from functools import cached_property
@@ -109,8 +109,9 @@ class D3HR(Distiller):
         return read_stats(self.options.stats)
 
     def recipe(self, spec) -> dict:
-        """The paper's settings, or (``recipe=official``) those of the official code (``group_sampling.py``
-        L226, L170-177, L287-291; ``dit_inversion_save_statistic.py`` L104-109, start_step 18 for i_step 6)."""
+        """The paper's settings, or (``recipe=official``) those of the official code (D3HR@8ba351d
+        ``group_sampling.py`` L226, L170-177, L287-291; ``dit_inversion_save_statistic.py`` L58-109, start_step 18
+        for i_step 6; fp16 L406)."""
         return OFFICIAL if self.options.recipe == "official" else PAPER
 
     def training_set(self, load):

@@ -147,14 +147,18 @@ _DD_RANKING_SOURCES = {
     "mix_alpha": "SRe2L/ImageNet1K/IPC10.yaml L17-20: beta 1.0",
     "crop_scale_min": "SRe2L/ImageNet1K/IPC10.yaml L22-34: RandomResizedCrop(scale [0.08, 1])",
     "flip": "SRe2L/ImageNet1K/IPC10.yaml L22-34: RandomHorizontalFlip",
-    "optimizer": "train_and_eval.py L104-112: AdamW (0.9, 0.999)", "beta1": "train_and_eval.py L104-112",
-    "beta2": "train_and_eval.py L104-112", "lr": "RDED configs: syn_lr 0.001 (soft-label methods)",
-    "weight_decay": "SRe2L/ImageNet1K/IPC10.yaml L59-70: 0.01", "decay_all": "train_and_eval.py L104-112: on "
-    "every parameter", "schedule": "train_and_eval.py L121-127: cosine = LambdaLR 0.5 (1 + cos(pi e / 2E))",
-    "eval_every": "soft_label.py L130, L374-384: (epoch + 1) % 20 == 0", "eval_after": "soft_label.py: from the "
-    "start", "report": "soft_label.py L374-384: the best top-1", "batch_size": "DEVIATION: each method's config "
-    "sets its own (SRe2L ImageNet 1024, RDED 100 / 50); here RDED's rule", "normalization": "SRe2L/ImageNet1K/IPC10.yaml "
-    "L22-34: the dataset's mean and std (ImageNet's on ImageNet)",
+    "optimizer": "train_and_eval.py L104-112: AdamW (0.9, 0.999)",
+    "beta1": "train_and_eval.py L104-112",
+    "beta2": "train_and_eval.py L104-112",
+    "lr": "RDED configs: syn_lr 0.001 (soft-label methods)",
+    "weight_decay": "SRe2L/ImageNet1K/IPC10.yaml L59-70: 0.01",
+    "decay_all": "train_and_eval.py L104-112: on every parameter",
+    "schedule": "train_and_eval.py L121-127: cosine = LambdaLR 0.5 (1 + cos(pi e / 2E))",
+    "eval_every": "soft_label.py L130, L374-384: (epoch + 1) % 20 == 0",
+    "eval_after": "soft_label.py: from the start",
+    "report": "soft_label.py L374-384: the best top-1",
+    "batch_size": "DEVIATION: each method's config sets its own (SRe2L ImageNet 1024, RDED 100 / 50); here RDED's rule",
+    "normalization": "SRe2L/ImageNet1K/IPC10.yaml L22-34: the dataset's mean and std (ImageNet's on ImageNet)",
 }
 
 PROTOCOLS = {p.name: p for p in [

@@ -63,8 +63,8 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
 
 
 def accuracy(model, images_u8, labels, normalize, device, batch: int = 500) -> float:
-    """Test accuracy on images in the test view (see ``ImageSet.test_view``); under torchrun each rank scores its share of the test set with rank 0's weights
-    and batch-norm statistics."""
+    """Test accuracy on images in the test view (see ``ImageSet.test_view``); under torchrun each rank scores its
+    share of the test set with rank 0's weights and batch-norm statistics."""
     distributed.broadcast_buffers(model)
     correct = _count_correct(model, distributed.shard(images_u8), distributed.shard(labels), normalize, device, batch)
     return distributed.all_sum(correct.clone()).item() / len(labels)  # clone: all_sum writes in place
