@@ -133,5 +133,5 @@ def _fetch(name: str) -> str:
     if name.startswith("timm:"):
         from huggingface_hub import hf_hub_download
         return hf_hub_download(_timm_cfg(name).hf_hub_id, "model.safetensors")
-    from huggingface_hub import snapshot_download
-    return snapshot_download(name)
+    from diffusers import DiffusionPipeline
+    return str(DiffusionPipeline.download(name))  # the pipeline's files, not every checkpoint in the repository

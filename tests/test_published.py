@@ -2,7 +2,6 @@
 observer layout.  The tests write small models in the real on-disk layouts; nothing is downloaded."""
 import json
 import os
-import shutil
 import sys
 from types import SimpleNamespace
 
@@ -12,21 +11,9 @@ import torch
 from distillbench.errors import UsageError
 from distillbench.plugins import registry
 from distillbench.teachers import load_ensemble, load_teacher, normalizer
-from distillbench.testing import run_command, run_subprocess
+from distillbench.testing import copied_into_hub_cache, hub_snapshot, run_command, run_subprocess
 
 SPEC = SimpleNamespace(name="imagenet-like", image_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-
-
-def hub_snapshot(cache, repo_id: str, files: dict) -> None:
-    """A Hugging Face cache entry as huggingface_hub writes it: snapshots/<revision>/..., refs/main."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    for name, write in files.items():
-        path = repo / "snapshots" / revision / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(path)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
 
 
 def test_torchvision_weights_load_from_torchs_cache_by_name(tmp_path, monkeypatch):
@@ -107,9 +94,7 @@ def test_a_backbone_by_hub_id_loads_from_the_hugging_face_cache_offline(tmp_path
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
     assert missing.stderr.startswith("Error: 'facebook/DiT-XL-2-256' is not in the Hugging Face cache; fetch it "
                                      "once with `distillbench download facebook/DiT-XL-2-256`")
-    hub_snapshot(tmp_path / "hub", "tiny/mnist-dit", {
-        str(f.relative_to(SHIPPED / "mnist5k")): lambda p, f=f: shutil.copy(f, p)
-        for f in (SHIPPED / "mnist5k").rglob("*") if f.is_file()})
+    copied_into_hub_cache(tmp_path / "hub", "tiny/mnist-dit", SHIPPED / "mnist5k")
     found = run_subprocess(*run, "--option", "backbone=tiny/mnist-dit", env=env)
     assert found.returncode == 0, found.stderr
     (out,) = (tmp_path / "root" / "runs").iterdir()

@@ -132,3 +132,25 @@ def finished_sets(root: Path) -> list[Path]:
 TINY_TEACHER = ("train-teacher", "--dataset", "digits", "--arch", "conv3", "--epochs", "3")
 TINY_BACKBONE = ("d3hr", "train-backbone", "--dataset", "digits", "--set", "vae_epochs=1", "--set", "dit_steps=10",
                  "--set", "dit_layers=1", "--set", "vae_channels=16,32,32")
+
+
+def hub_snapshot(cache: Path, repo_id: str, files: dict) -> Path:
+    """A Hugging Face cache entry as huggingface_hub writes it (``snapshots/<revision>/...``, ``refs/main``), each
+    file written by ``files[name](path)``; the snapshot folder."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    for name, write in files.items():
+        path = repo / "snapshots" / revision / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return repo / "snapshots" / revision
+
+
+def copied_into_hub_cache(cache: Path, repo_id: str, folder: Path) -> Path:
+    """``folder`` (a ``save_pretrained`` output) as the cached snapshot of ``repo_id``."""
+    import shutil
+    return hub_snapshot(cache, repo_id, {str(f.relative_to(folder)): lambda p, f=f: shutil.copy(f, p)
+                                         for f in folder.rglob("*") if f.is_file()})
+

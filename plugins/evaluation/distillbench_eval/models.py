@@ -40,14 +40,17 @@ def from_rded_convnet(state: dict) -> dict:
     return renamed
 
 
-def resnet18_modified(num_classes: int, image_size: int):
-    """torchvision ResNet-18 with a 3x3 stride-1 first conv and no max-pool (for 32-64 px inputs)."""
-    import torch.nn as nn
-    from torchvision.models import resnet18
-    model = resnet18(num_classes=num_classes)
-    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()
-    return model
+def _modified(name: str):
+    """A torchvision ResNet with a 3x3 stride-1 first conv and no max-pool, for 32-64 px inputs (RDED's
+    ``resnet18_modified``/``resnet101_modified``)."""
+    def build(num_classes: int, image_size: int):
+        import torch.nn as nn
+        import torchvision.models
+        model = getattr(torchvision.models, name)(num_classes=num_classes)
+        model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+        return model
+    return build
 
 
 def _torchvision(name: str):
@@ -72,8 +75,10 @@ def _conv(depth: int):
 MODELS = [
     *(ModelSpec(f"conv{d}", f"ConvNet-W128 of depth {d} (BatchNorm, ReLU, 2x2 average pooling)", _conv(d),
                 adapt_state_dict=from_rded_convnet) for d in (3, 4, 5, 6)),
-    ModelSpec("resnet18_modified", "ResNet-18, 3x3 stride-1 stem, no max-pool (32-64 px)", resnet18_modified),
+    *(ModelSpec(f"{name}_modified", f"{label}, 3x3 stride-1 stem, no max-pool (32-64 px)", _modified(name))
+      for name, label in (("resnet18", "ResNet-18"), ("resnet101", "ResNet-101"))),
     ModelSpec("resnet18", "torchvision ResNet-18", _torchvision("resnet18")),
+    ModelSpec("resnet50", "torchvision ResNet-50", _torchvision("resnet50")),
     ModelSpec("resnet101", "torchvision ResNet-101", _torchvision("resnet101")),
     ModelSpec("mobilenet_v2", "torchvision MobileNetV2", _torchvision("mobilenet_v2"), adamw_lr=2.5e-3),
     ModelSpec("vgg11", "torchvision VGG-11", _torchvision("vgg11"), adamw_lr=5e-4),
