@@ -18,7 +18,7 @@ import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset
 
 from distillbench.plugins import registry
-from distillbench_eval.augment import cutmix
+from distillbench_eval.augment import draw_mix, mix
 from distillbench_eval.protocols import Settings, batch_size
 from distillbench.accel import precision, timed
 from distillbench.teachers import Normalizer
@@ -46,7 +46,7 @@ def reference_loop(student, teacher, images, labels, spec, settings, batch, lr, 
         student.train()
         for x, _y in loader:
             x = x.to(device)
-            x, _, _ = cutmix(x, generator, rng)
+            x = mix(x, *draw_mix("cutmix", len(x), x.shape[-1], generator, rng, 1.0))
             with torch.no_grad():
                 target = teacher(x)
             loss = kd_loss(student(x), target, settings.temperature)
@@ -62,7 +62,7 @@ def throughputs(model, images, labels, spec, epochs: int, device: str) -> tuple[
     from dataclasses import replace
     num_classes = int(labels.max()) + 1
     settings = Settings()  # crops, flips, CutMix, an online teacher at T=20 (no RDED-only extra forward)
-    batch = batch_size("rded", spec.name, len(images) // num_classes, num_classes, len(images))
+    batch = batch_size("rded", spec, len(images) // num_classes, num_classes, len(images))
 
     def fresh(seed):
         torch.manual_seed(seed)

@@ -25,12 +25,12 @@ SRE2L = "VILA-Lab/SRe2L@8d00cba"
 
 @dataclass(frozen=True)
 class Settings:
-    labels: Literal["online", "stored", "hard"] = "online"
+    labels: Optional[Literal["online", "stored", "fkd", "hard"]] = "online"  # fkd: per crop and epoch (fkd.py)
     epochs: Optional[int] = 300  # None: the rules' per-dataset count
     temperature: Optional[float] = 20.0  # None: 20 with CutMix, 4 with mixup (RDED, D3HR)
-    mix: Literal["cutmix", "mixup", "none"] = "cutmix"
+    mix: Optional[Literal["cutmix", "mixup", "none"]] = "cutmix"
     mix_alpha: Optional[float] = 1.0  # Beta(alpha, alpha); None: 1 with CutMix, 0.8 with mixup (RDED, D3HR)
-    augment: Literal["resized_crop", "shift"] = "resized_crop"
+    augment: Optional[Literal["resized_crop", "shift"]] = "resized_crop"
     shuffle_patches: Optional[int] = 1  # ShufflePatches(factor) before the crop; None: RDED's factor for the size
     crop_scale_min: Optional[float] = 0.08  # resized_crop: smallest area fraction; None: 1 / shuffle_patches
     shift: int = 4  # shift: RandomCrop padding in pixels
@@ -38,19 +38,21 @@ class Settings:
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: Optional[float] = None  # None: the student's learning rate in the source's table
     weight_decay: float = 0.01
-    decay_all: bool = False  # weight decay on every parameter (DD-Ranking), not only on weights with ndim > 1
+    decay_all: Optional[bool] = False  # weight decay on every parameter (DD-Ranking), not only on weights with ndim > 1
     beta1: float = 0.9  # AdamW beta1, or SGD momentum
     beta2: float = 0.999
     schedule: Literal["half_cosine", "cosine", "constant"] = "half_cosine"
     batch_size: Optional[int] = None  # None: the rules' batch size for the IPC and class count
-    rules: Literal["rded", "d3hr"] = "rded"  # whose per-dataset rules fill the settings left as None
+    rules: Literal["rded", "d3hr", "sre2l"] = "rded"  # whose per-dataset rules fill the settings left as None
     eval_every: int = 10
     eval_after: float = 0.8  # periodic evaluations only after epoch (0-based) > this fraction of the epochs (RDED)
     eval_last: Optional[int] = None  # instead: only after epoch > epochs - eval_last (D3HR: the last 9 epochs)
-    report: Literal["final", "best"] = "final"  # the accuracy the source reports: the last epoch's, or the best
+    report: Optional[Literal["final", "best"]] = "final"  # the accuracy the source reports: the last epoch's, or the best
     extra_train_forward: bool = False  # RDED's second student forward per step (train mode, no grad): BN moves twice
     normalization: Literal["dataset", "imagenet"] = "dataset"
     teacher_arch: Optional[str] = None  # None: same architecture as the student
+    teacher_train_mode: Optional[bool] = False  # the teacher labels in train mode: batch statistics (SRe2L CIFAR)
+    fkd_seed: int = 42  # labels=fkd: the seed the whole stored plan is drawn from (SRe2L's --fkd-seed)
     amp: bool = True  # bf16 autocast on CUDA and on CPUs with native bf16
 
     def __post_init__(self):
@@ -114,6 +116,7 @@ _RDED_SOURCES = {
                            "under no_grad (for logging), moving BN statistics a second time",
     "normalization": "synthesize/utils.py L77-86, validation/main.py L111-113: ImageNet mean/std for every dataset",
     "teacher_arch": "scripts/*.sh: the student's own architecture",
+    "teacher_train_mode": "validation/main.py L203: teacher_model.eval()",
 }
 
 _D3HR_SOURCES = {
@@ -137,6 +140,7 @@ _D3HR_SOURCES = {
                            "mode under no_grad, for logging, moving BN statistics a second time",
     "normalization": "data_utils.py L276-303: ImageNet mean/std for every dataset",
     "teacher_arch": "validate.sh: the student's own architecture",
+    "teacher_train_mode": "validate.py L157: teacher_model.eval()",
 }
 
 _DD_RANKING_SOURCES = {
@@ -159,6 +163,39 @@ _DD_RANKING_SOURCES = {
     "report": "soft_label.py L374-384: the best top-1",
     "batch_size": "DEVIATION: each method's config sets its own (SRe2L ImageNet 1024, RDED 100 / 50); here RDED's rule",
     "normalization": "SRe2L/ImageNet1K/IPC10.yaml L22-34: the dataset's mean and std (ImageNet's on ImageNet)",
+    "teacher_train_mode": "soft_label.py: the teacher model in eval mode",
+}
+
+_SRE2L_SOURCES = {  # small: SRe2L/*small_dataset/relabel_cifar.py (.sh); large: SRe2L/relabel/, SRe2L/validate/
+    "labels": "small (up to 32 px): relabel_cifar.py L133-140, the teacher labels each mixed batch online; large: "
+              "relabel/generate_soft_label.py L176-224, FKD labels per crop and epoch, replayed by validate/"
+              "train_FKD.py (also on Tiny-ImageNet, whose SRe2L post-training is another repository's online KD)",
+    "epochs": "small: relabel_cifar.sh --epochs 400; large: relabel.sh --epochs 300 (train_FKD.py default 300)",
+    "temperature": "small: relabel_cifar.py L107, T = 30 hard-coded; large: train_FKD.sh -T 20",
+    "mix": "small: relabel_cifar.py L111-121, mixup on every batch; large: relabel.sh --mix-type cutmix",
+    "mix_alpha": "small: relabel_cifar.py L111, Beta(0.8, 0.8); large: utils_fkd.py L184-217, Beta(1, 1)",
+    "augment": "small: relabel_cifar.py L49-56, RandomCrop(32, padding 4) + flip; large: relabel.sh "
+               "RandomResizedCrop(224, scale (0.08, 1)) + flip",
+    "crop_scale_min": "relabel.sh --min-scale-crops 0.08", "shift": "relabel_cifar.py L51: padding 4",
+    "flip": "relabel_cifar.py L52; generate_soft_label.py L181-186: RandomHorizontalFlip",
+    "optimizer": "small: relabel_cifar.py L104; large: train_FKD.py L157-159: AdamW",
+    "lr": "relabel_cifar.py L104, train_FKD.py defaults: 1e-3", "weight_decay": "relabel_cifar.py L104, "
+          "train_FKD.py --adamw-weight-decay: 0.01", "beta1": "default betas", "beta2": "default betas",
+    "decay_all": "small: relabel_cifar.py L104, AdamW(net.parameters()) decays every parameter; large: "
+                 "validate/utils.py L59-73, only weights with ndim > 1",
+    "schedule": "relabel_cifar.py L106 CosineAnnealingLR(T_max=epochs); train_FKD.py L161-163 0.5 (1 + cos(pi e/E))",
+    "batch_size": "small: relabel_cifar.sh --batch-size 128; large: relabel.sh -b 1024 (the replay must match; "
+                  "train_FKD.sh accumulates 2 micro-batches of 512, so its BN statistics are over 512)",
+    "eval_every": "relabel_cifar.py L191-197, train_FKD.py L183: every 10 epochs (theirs at epoch 0, 10, ...; "
+                  "here after 10, 20, ...) and the last",
+    "eval_after": "from the start",
+    "report": "small: relabel_cifar.py L172-186 keeps the last checkpoint; large: train_FKD.py L192-201 the best",
+    "normalization": "the dataset's (relabel_cifar.py L54: CIFAR's; generate_soft_label.py L174: ImageNet's)",
+    "teacher_arch": "relabel_cifar.py L85-92, relabel.sh -a resnet18: the squeeze model (pass it with --teacher)",
+    "teacher_train_mode": "small: relabel_cifar.py L85-92, the teacher is never put in eval mode, so it labels "
+                          "with batch statistics; large: generate_soft_label.py L210 model.eval()",
+    "fkd_seed": "relabel.sh --fkd-seed 42 (generate_soft_label.py L191-192)",
+    "extra_train_forward": "none in SRe2L",
 }
 
 PROTOCOLS = {p.name: p for p in [
@@ -180,6 +217,15 @@ PROTOCOLS = {p.name: p for p in [
              Settings(lr=1e-3, decay_all=True, eval_every=20, eval_after=0.0, report="best"),
              source="NUS-HPC-AI-Lab/DD-Ranking@b8b0966 (configs: eval branch @9ee9a16)", sources=_DD_RANKING_SOURCES,
              repeats=5),
+    Protocol("sre2l", 1, "SRe2L's relabel: up to 32 px its CIFAR recipe (online labels from the teacher in train "
+             "mode, RandomCrop + flip, mixup, T=30, 400 epochs, batch 128, the last epoch); above, its ImageNet FKD "
+             "recipe (labels stored per crop and epoch, RandomResizedCrop + flip, CutMix, T=20, 300 epochs, batch "
+             "1024, the best); AdamW 1e-3, full cosine",
+             Settings(labels=None, epochs=None, temperature=None, mix=None, mix_alpha=None, augment=None, lr=1e-3,
+                      decay_all=None, schedule="cosine", batch_size=None, rules="sre2l", eval_after=0.0, report=None,
+                      teacher_train_mode=None),
+             source=f"{SRE2L} SRe2L/relabel, SRe2L/validate, SRe2L/*small_dataset/relabel_cifar.py",
+             sources=_SRE2L_SOURCES),
     Protocol("stored-labels", 1, "as rded v1, but the teacher's soft labels are computed once per image and stored "
              "with the set; mixed batches mix the stored labels", Settings(labels="stored")),
     Protocol("teacher", 1, "how `train-teacher` trains teachers: SRe2L's CIFAR squeeze recipe (SGD 0.1, momentum "
@@ -215,10 +261,29 @@ def for_dataset(protocol: Protocol, spec) -> Protocol:
     return protocol
 
 
+CHOICES = {  # what the rules choose for a setting left as None, beyond the numbers filled in resolve_for
+    "default": {"labels": "online", "mix": "cutmix", "augment": "resized_crop", "decay_all": False, "report": "final",
+                "teacher_train_mode": False},
+    # SRe2L/*small_dataset/relabel_cifar.py: online labels from the squeeze model left in train mode, mixup, T 30
+    "sre2l-small": {"labels": "online", "mix": "mixup", "augment": "shift", "decay_all": True, "report": "final",
+                    "teacher_train_mode": True, "temperature": 30.0, "epochs": 400},
+    # SRe2L/relabel + validate/train_FKD.py: FKD labels, CutMix, T 20, the best checkpoint
+    "sre2l": {"labels": "fkd", "mix": "cutmix", "augment": "resized_crop", "decay_all": False, "report": "best",
+              "teacher_train_mode": False, "temperature": 20.0, "epochs": 300},
+}
+
+
+def choices(rules: str, spec) -> dict:
+    if rules != "sre2l":
+        return CHOICES["default"]
+    return CHOICES["sre2l-small" if spec.image_size <= 32 else "sre2l"]
+
+
 def resolve_for(protocol: Protocol, spec, student: str, student_lr: float, ipc: int, num_classes: int,
                 set_size: int) -> Protocol:
     """The protocol with every setting left as None filled by its rules, for this dataset, student and set."""
     s = for_dataset(protocol, spec).settings
+    s = replace(s, **{k: v for k, v in choices(s.rules, spec).items() if getattr(s, k) is None})
     cifar100_conv3 = (s.rules == "rded" and spec.name == "cifar100" and student == "conv3"
                       and (s.teacher_arch or student) == "conv3")
     factor = s.shuffle_patches or (1 if spec.image_size <= 64 else 2)
@@ -230,7 +295,7 @@ def resolve_for(protocol: Protocol, spec, student: str, student_lr: float, ipc: 
         "crop_scale_min": s.crop_scale_min or 1 / factor,
         "lr": s.lr or (2e-3 if cifar100_conv3 else student_lr),
         "batch_size": s.batch_size or (25 if cifar100_conv3 else
-                                       batch_size(s.rules, spec.name, ipc or set_size // num_classes, num_classes,
+                                       batch_size(s.rules, spec, ipc or set_size // num_classes, num_classes,
                                                   set_size)),
     }
     return replace(protocol, settings=replace(s, **filled))
@@ -247,15 +312,18 @@ def load_file(path: Path) -> Protocol:
                          '{"name": ..., "version": 1, "settings": {...}}') from None
 
 
-def batch_size(rules: str, dataset: str, ipc: int, num_classes: int, set_size: int) -> int:
+def batch_size(rules: str, spec, ipc: int, num_classes: int, set_size: int) -> int:
     """The student batch size of the rules' source, capped at the set size.
 
     rded (``argument.py`` L233-262): 100/50/10 for IPC 50/10/1 (IPC in between: the next lower of these),
     doubled for 100 or 1000 classes, always 100 on Tiny-ImageNet.  d3hr (``argument.py`` L246-270):
-    100/50/15 for IPC >= 50 / >= 10 / less, doubled for 100 classes."""
-    if rules == "d3hr":
+    100/50/15 for IPC >= 50 / >= 10 / less, doubled for 100 classes.  sre2l: 128 up to 32 px
+    (``relabel_cifar.sh``), else 1024 (``relabel.sh``, ``train_FKD.sh``)."""
+    if rules == "sre2l":
+        base = 128 if spec.image_size <= 32 else 1024
+    elif rules == "d3hr":
         base = (100 if ipc >= 50 else 50 if ipc >= 10 else 15) * (2 if num_classes == 100 else 1)
-    elif dataset == "tinyimagenet":
+    elif spec.name == "tinyimagenet":
         base = 100
     else:
         base = (100 if ipc >= 50 else 50 if ipc >= 10 else 10) * (2 if num_classes in (100, 1000) else 1)

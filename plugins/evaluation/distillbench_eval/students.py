@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from distillbench.api import (Trial, UsageError, atomic, derive_seed, load_ensemble, normalizer, registry,
                               resolve_teachers)
+from distillbench_eval import fkd
 from distillbench_eval.protocols import for_dataset, resolve, resolve_for
 from distillbench_eval.training import Checkpoint, train_model
 
@@ -55,7 +56,7 @@ class Student:
     protocol: object  # the Protocol with every setting resolved for this dataset, set and student
     teacher: object  # the teacher ensemble, or None for hard labels
     teacher_infos: list
-    stored: object  # stored soft labels, or None
+    stored: object  # stored soft labels, or the folder of an FKD plan, or None
 
 
 class Session:
@@ -84,6 +85,9 @@ class Session:
         if settings.labels == "stored":
             stored = stored_soft_labels(distilled, teacher, infos, self.images, self.normalize, settings.temperature,
                                         request.device)
+        if settings.labels == "fkd":
+            stored = fkd.relabel(fkd.plan_folder(distilled.path, settings, infos), self.images, self.labels, teacher,
+                                 settings, self.normalize, request.device)
         return Student(model_spec, protocol, teacher, infos, stored)
 
     def trials(self) -> list[Trial]:
@@ -101,10 +105,14 @@ class Session:
         student = self.students[fields["student"]]
         settings = student.protocol.settings
         torch.manual_seed(fields["train_seed"])
+        if student.teacher is not None:
+            student.teacher.train(settings.teacher_train_mode)
         model = student.model_spec.build(self.num_classes, self.request.spec.image_size)
         result = train_model(model, (self.images, self.labels), self.test, settings, batch_size=settings.batch_size,
                              lr=settings.lr, normalize=self.normalize, device=ctx.device, seed=fields["train_seed"],
-                             teacher=student.teacher, stored_probs=student.stored, name=trial.name,
+                             teacher=student.teacher, name=trial.name,
+                             stored_probs=student.stored if settings.labels == "stored" else None,
+                             replay=student.stored if settings.labels == "fkd" else None,
                              checkpoint=Checkpoint(ctx.checkpoint))
         reported = result["best_acc"] if settings.report == "best" else result["final_acc"]
         return {"labels": "hard" if settings.labels == "hard" else "soft", "reported_acc": reported,

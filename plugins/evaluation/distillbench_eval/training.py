@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from distillbench.api import DistillbenchError, atomic, autocast, distributed, precision
-from distillbench_eval.augment import cutmix, mixup, random_resized_crop_flip, random_shift_flip, shuffle_patches
+from distillbench_eval.augment import draw_mix, mix, resized_crop_params, shift_params, shuffle_patches, warp
 
 
 def kd_loss(student_logits, teacher_logits, temperature: float):
@@ -90,6 +90,10 @@ class Batch:
     index: torch.Tensor  # the rows' positions in the set, and those of their mixed-in partners
     index_mixed: torch.Tensor
     lam: float
+    crops: torch.Tensor  # the rows' crop and flip, as :func:`augment.warp` parameters
+    perm: torch.Tensor  # each row's mixed-in partner in the batch
+    box: Optional[tuple]  # the CutMix box, or None
+    target: Optional[torch.Tensor] = None  # stored teacher logits of the rows (FKD replay), else None
 
     def shard(self) -> "Batch":
         """This rank's rows.  Under torchrun every rank draws the same batch from the same seed and
@@ -98,7 +102,8 @@ class Batch:
             return self
         rows = slice(distributed.rank(), None, distributed.world_size())
         return Batch(self.x[rows], self.y[rows], self.y_mixed[rows], self.index[rows], self.index_mixed[rows],
-                     self.lam)
+                     self.lam, self.crops[rows], self.perm[rows], self.box,
+                     None if self.target is None else self.target[rows])
 
 
 class BatchMaker:
@@ -112,7 +117,7 @@ class BatchMaker:
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.rng = random.Random(seed)
 
-    def epoch(self, batch_size: int):
+    def epoch(self, epoch: int, batch_size: int):
         n = len(self.images)
         order = torch.randperm(n, device=self.images.device, generator=self.generator)
         for start in range(0, n, batch_size):
@@ -120,20 +125,45 @@ class BatchMaker:
             yield self.batch(index)
 
     def batch(self, index) -> Batch:
-        s = self.settings
+        s, n, size = self.settings, len(index), self.images.shape[-1]
         x = self.images[index].float() / 255
         if s.augment == "shift":
-            x = random_shift_flip(x, self.generator, s.shift, s.flip)
+            crops = shift_params(n, size, self.generator, x.device, s.shift, s.flip)
         else:
             x = shuffle_patches(x, self.generator, s.shuffle_patches)
-            x = random_resized_crop_flip(x, self.generator, s.crop_scale_min, s.flip)
-        x = self.normalize(x)
-        if s.mix == "none":
-            perm, lam = torch.arange(len(index), device=x.device), 1.0
-        else:
-            x, perm, lam = (cutmix if s.mix == "cutmix" else mixup)(x, self.generator, self.rng, s.mix_alpha)
+            crops = resized_crop_params(n, self.generator, x.device, s.crop_scale_min, s.flip)
+        perm, lam, box = draw_mix(s.mix, n, size, self.generator, self.rng, s.mix_alpha)
+        return self.assemble(index, x, crops, perm, lam, box)
+
+    def assemble(self, index, x, crops, perm, lam: float, box, target=None) -> Batch:
+        """The batch of rows ``index`` (``x``: their images in [0, 1]) under the drawn crops and mixing."""
+        x = mix(self.normalize(warp(x, crops)), perm, lam, box)
         return Batch(x.contiguous(memory_format=torch.channels_last), self.labels[index], self.labels[index[perm]],
-                     index, index[perm], lam)
+                     index, index[perm], lam, crops, perm, box, target)
+
+
+def epoch_file(folder: Path, epoch: int) -> Path:
+    """Where an FKD plan (:mod:`distillbench_eval.fkd`) keeps ``epoch``'s batches and teacher logits."""
+    return folder / f"epoch_{epoch:04d}.safetensors"
+
+
+class Replay(BatchMaker):
+    """The batches of an FKD plan: its order, crops and mixing, with the teacher logits of the rows as ``target``."""
+
+    def __init__(self, folder: Path, images_u8, labels, settings, normalize, device, seed: int):
+        super().__init__(images_u8, labels, settings, normalize, device, seed)
+        self.folder = folder
+
+    def epoch(self, epoch: int, batch_size: int):
+        from safetensors.torch import load_file
+        plan = load_file(epoch_file(self.folder, epoch))
+        device = self.images.device
+        order, crops, perm, logits = (plan[k].to(device) for k in ("order", "crops", "perm", "logits"))
+        for b, start in enumerate(range(0, len(order), batch_size)):
+            rows = slice(start, start + batch_size)
+            box = tuple(plan["box"][b].tolist())
+            yield self.assemble(order[rows], self.images[order[rows]].float() / 255, crops[rows], perm[rows],
+                                float(plan["lam"][b]), None if box[0] < 0 else box, logits[rows])
 
 
 class Checkpoint:
@@ -185,6 +215,9 @@ class Checkpoint:
 def batch_loss(logits, batch: Batch, settings, teacher=None, stored_probs=None):
     if settings.labels == "hard":
         return batch.lam * F.cross_entropy(logits, batch.y) + (1 - batch.lam) * F.cross_entropy(logits, batch.y_mixed)
+    if settings.labels == "fkd":
+        return soft_target_loss(logits, F.softmax(batch.target.float() / settings.temperature, dim=1),
+                                settings.temperature)
     if settings.labels == "stored":
         probs = batch.lam * stored_probs[batch.index] + (1 - batch.lam) * stored_probs[batch.index_mixed]
         return soft_target_loss(logits, probs, settings.temperature)
@@ -194,20 +227,22 @@ def batch_loss(logits, batch: Batch, settings, teacher=None, stored_probs=None):
 
 
 def train_model(model, train, test, settings, *, batch_size: int, lr: float, normalize, device: str, seed: int,
-                teacher=None, stored_probs=None, name: str = "model", show_progress: bool = True,
+                teacher=None, stored_probs=None, replay: Optional[Path] = None, name: str = "model", show_progress: bool = True,
                 checkpoint: Optional[Checkpoint] = None) -> dict:
     """Train ``model`` on ``train`` = (uint8 images, labels) and report test accuracy.
 
     Returns the final-epoch accuracy and the best accuracy seen at the periodic evaluations (which
     selects on the test set: flagged in the record).  Under torchrun the model trains with
     DistributedDataParallel, each rank on its share of every batch (see :meth:`Batch.shard`).
-    With a ``checkpoint``, training starts from the state saved there, if any, and saves its own.
+    With a ``checkpoint``, training starts from the state saved there, if any, and saves its own.  With
+    ``replay`` (an FKD plan's folder), the batches and their soft labels are the plan's.
     """
     start_time = time.perf_counter()
     torch.manual_seed(seed)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings, lr)
-    batches = BatchMaker(*train, settings, normalize, device, seed)
+    batches = (Replay(replay, *train, settings, normalize, device, seed) if replay else
+               BatchMaker(*train, settings, normalize, device, seed))
     epochs, start, evaluations, earlier_seconds, resumed_at = settings.epochs, 0, {}, 0.0, []
     saved = checkpoint.load(model, optimizer, batches) if checkpoint else None
     if saved is not None:
@@ -224,7 +259,7 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
             group["lr"] = lr * lr_factor(settings.schedule, epoch, epochs)
         model.train()
         total = torch.zeros((), device=device)
-        for batch in batches.epoch(batch_size):
+        for batch in batches.epoch(epoch, batch_size):
             batch = batch.shard()
             if settings.extra_train_forward:  # RDED's and D3HR's logging forward: BN statistics move twice
                 with torch.no_grad(), autocast(device, settings.amp):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from distillbench.errors import UsageError
-from distillbench_eval.augment import cutmix, random_resized_crop_flip, random_shift_flip
+from distillbench_eval.augment import draw_mix, mix, resized_crop_params, shift_params, warp
 from distillbench_eval.models import convnet
 from distillbench_eval.protocols import PROTOCOLS, resolve
 from distillbench_eval.training import kd_loss, lr_factor, param_groups
@@ -25,7 +25,8 @@ def test_kd_loss_is_batchmean_kl_at_temperature_without_t_squared():
 def test_cutmix_pastes_one_box_from_the_permutation_and_lambda_is_the_kept_area():
     x = torch.arange(6.0).view(6, 1, 1, 1).expand(6, 3, 16, 16).contiguous()
     for seed in range(20):
-        mixed, perm, lam = cutmix(x, torch.Generator().manual_seed(seed), random.Random(seed))
+        perm, lam, box = draw_mix("cutmix", 6, 16, torch.Generator().manual_seed(seed), random.Random(seed), 1.0)
+        mixed = mix(x, perm, lam, box)
         kept = (mixed == x).all(1)  # [6, 16, 16]: pixels still from the image itself
         moved = perm != torch.arange(6)
         for i in torch.nonzero(moved).flatten():
@@ -36,13 +37,13 @@ def test_cutmix_pastes_one_box_from_the_permutation_and_lambda_is_the_kept_area(
 
 def test_random_crops_stay_in_the_image_and_flips_mirror():
     x = torch.rand(64, 3, 32, 32)
-    out = random_resized_crop_flip(x, torch.Generator().manual_seed(0), scale_min=1.0, flip=False)
+    out = warp(x, resized_crop_params(64, torch.Generator().manual_seed(0), "cpu", scale_min=1.0, flip=False))
     assert torch.allclose(out, x, atol=1e-5)  # scale 1, ratio clipped to the image: identity
-    flipped = random_shift_flip(x, torch.Generator().manual_seed(0), pad=0, flip=True)
+    flipped = warp(x, shift_params(64, 32, torch.Generator().manual_seed(0), "cpu", pad=0, flip=True))
     is_flip = torch.isclose(flipped, x.flip(-1), atol=1e-5).flatten(1).all(1)
     is_same = torch.isclose(flipped, x, atol=1e-5).flatten(1).all(1)
     assert (is_flip | is_same).all() and 10 < is_flip.sum() < 54
-    crops = random_resized_crop_flip(x, torch.Generator().manual_seed(1))
+    crops = warp(x, resized_crop_params(64, torch.Generator().manual_seed(1), "cpu"))
     assert crops.shape == x.shape and torch.isfinite(crops).all()
 
 

@@ -15,6 +15,12 @@ RDED_COMMON = {"labels": "online", "epochs": 300, "temperature": 20.0, "mix": "c
                "schedule": "half_cosine", "eval_every": 10, "eval_after": 0.8, "eval_last": None, "report": "best",
                "extra_train_forward": True, "normalization": "imagenet", "teacher_arch": None}
 D3HR_COMMON = {**RDED_COMMON, "shuffle_patches": 1, "crop_scale_min": 0.08, "eval_every": 1, "eval_last": 10}
+SRE2L_COMMON = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999,
+                "schedule": "cosine", "flip": True, "eval_every": 10, "eval_after": 0.0, "extra_train_forward": False,
+                "normalization": "dataset", "shuffle_patches": 1, "teacher_arch": None}
+SRE2L_FKD = {"labels": "fkd", "epochs": 300, "temperature": 20.0, "mix": "cutmix", "mix_alpha": 1.0,
+             "augment": "resized_crop", "crop_scale_min": 0.08, "decay_all": False, "report": "best",
+             "teacher_train_mode": False, "fkd_seed": 42}
 EXPECTED = [
     ("rded", "cifar10", 10, "conv3", {**RDED_COMMON, "shuffle_patches": 1, "crop_scale_min": 1.0, "lr": 1e-3,
                                       "batch_size": 50}),
@@ -43,6 +49,13 @@ EXPECTED = [
         "weight_decay": 0.01, "decay_all": True, "beta1": 0.9, "beta2": 0.999, "schedule": "half_cosine",
         "eval_every": 20, "eval_after": 0.0, "report": "best", "extra_train_forward": False,
         "normalization": "dataset"}),
+    ("sre2l", "cifar100", 50, "resnet18_modified", {**SRE2L_COMMON, "labels": "online", "epochs": 400,
+                                                    "temperature": 30.0, "mix": "mixup", "mix_alpha": 0.8,
+                                                    "augment": "shift", "shift": 4, "decay_all": True,
+                                                    "batch_size": 128, "report": "final", "teacher_train_mode": True}),
+    ("sre2l", "imagenet", 10, "resnet18", {**SRE2L_COMMON, **SRE2L_FKD, "batch_size": 1024}),
+    ("sre2l", "imagenet", 1, "resnet18", {**SRE2L_COMMON, **SRE2L_FKD, "batch_size": 1000}),  # the whole set
+    ("sre2l", "tinyimagenet", 100, "resnet18_modified", {**SRE2L_COMMON, **SRE2L_FKD, "batch_size": 1024}),
 ]
 
 
@@ -59,12 +72,13 @@ def test_settings_are_the_sources(name, dataset, ipc, student, expected):
 
 
 def test_every_setting_of_a_faithful_protocol_names_its_source():
-    for name in ("rded", "d3hr", "dd-ranking"):
+    for name in ("rded", "d3hr", "dd-ranking", "sre2l"):
         protocol = PROTOCOLS[name]
         unsourced = {"augment", "shift", "rules", "amp", "eval_after" if name == "d3hr" else "eval_last",
-                     "decay_all", "shuffle_patches", "extra_train_forward", "teacher_arch"} - set(protocol.sources)
+                     "decay_all", "shuffle_patches", "extra_train_forward", "teacher_arch",
+                     "fkd_seed"} - set(protocol.sources)
         assert set(vars(protocol.settings)) - unsourced <= set(protocol.sources), name
-        assert protocol.source.split("@")[1][:7] in ("3f6453d", "8ba351d", "b8b0966")
+        assert protocol.source.split("@")[1][:7] in ("3f6453d", "8ba351d", "b8b0966", "8d00cba")
 
 
 def batch_of(settings, images):
