@@ -209,5 +209,7 @@ def test_compare_paper_shows_the_plugins_published_rows(tmp_path):
     result = invoke("compare", "--paper", "--root", tmp_path)
     assert result.exit_code == 0, result.output
     assert "Published, not measured here:" in result.output
-    assert re.search(r"\| imagenet +\| d3hr +\| resnet18 +\| +10 \| d3hr +\| +44.30 \| D3HR, ICML 2025", result.output)
+    for cell in (r"d3hr +\| resnet18 +\| +10 \| d3hr +\| +44.30 ± 0.30 \| D3HR, ICML 2025",
+                 r"sre2l +\| resnet18 +\| +10 \| sre2l +\| +21.30 ± 0.60 \| SRe2L, NeurIPS 2023"):
+        assert re.search(r"\| imagenet +\| " + cell, result.output)
     assert "Published" not in invoke("compare", "--root", tmp_path).output

@@ -9,3 +9,10 @@ def register_methods(register):
     from distillbench_baselines.sre2l import SRe2L
     for method in (SRe2L, RDED, D4M):
         register(method)
+
+
+@hookimpl
+def register_paper_results(register):
+    from distillbench_baselines.paper import RESULTS
+    for result in RESULTS:
+        register(result)

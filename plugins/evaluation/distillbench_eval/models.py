@@ -42,7 +42,7 @@ def from_rded_convnet(state: dict) -> dict:
 
 def _modified(name: str):
     """A torchvision ResNet with a 3x3 stride-1 first conv and no max-pool, for 32-64 px inputs (RDED's
-    ``resnet18_modified``/``resnet101_modified``)."""
+    ``resnet18_modified``/``resnet101_modified``; SRe2L's Tiny-ImageNet students)."""
     def build(num_classes: int, image_size: int):
         import torch.nn as nn
         import torchvision.models
@@ -76,7 +76,7 @@ MODELS = [
     *(ModelSpec(f"conv{d}", f"ConvNet-W128 of depth {d} (BatchNorm, ReLU, 2x2 average pooling)", _conv(d),
                 adapt_state_dict=from_rded_convnet) for d in (3, 4, 5, 6)),
     *(ModelSpec(f"{name}_modified", f"{label}, 3x3 stride-1 stem, no max-pool (32-64 px)", _modified(name))
-      for name, label in (("resnet18", "ResNet-18"), ("resnet101", "ResNet-101"))),
+      for name, label in (("resnet18", "ResNet-18"), ("resnet50", "ResNet-50"), ("resnet101", "ResNet-101"))),
     ModelSpec("resnet18", "torchvision ResNet-18", _torchvision("resnet18")),
     ModelSpec("resnet50", "torchvision ResNet-50", _torchvision("resnet50")),
     ModelSpec("resnet101", "torchvision ResNet-101", _torchvision("resnet101")),
