@@ -91,6 +91,13 @@ class ImageSet:
         """This set less the images that cannot be decoded (in-memory sets have none)."""
         return self
 
+    def at_size(self, size: int, squash: bool = False) -> "ImageSet":
+        """The split as a method that works at another resolution reads it from the originals: the shorter side
+        resized to ``size`` and centre-cropped (D3HR's 256 px encoding), or with ``squash`` the whole image
+        resized to ``size`` x ``size`` (D4M's ``Resize((512, 512))``).  In-memory sets are their originals:
+        they stay as they are, and the method resizes their images itself."""
+        return self
+
     def test_view(self) -> "ImageSet":
         """The split as the field's test transform sees it (RDED, D3HR and SRe2L alike): the original images
         resized to ``test_resize(size)`` on their shorter side, then centre-cropped to ``size``."""
@@ -124,11 +131,13 @@ class TensorImageSet(ImageSet):
 class FileImageSet(ImageSet):
     """Images read from files on demand (ImageFolder, Tiny-ImageNet, ImageNet)."""
 
-    def __init__(self, paths, targets, class_names, image_size: int, root: Path, skipped=(), resize=None):
+    def __init__(self, paths, targets, class_names, image_size: int, root: Path, skipped=(), resize=None,
+                 dataset_size=None):
         super().__init__(targets, class_names, skipped)
         self.paths = [Path(p) for p in paths]
         self.image_size = image_size
-        self.resize = resize or image_size  # the shorter side before the centre crop of image_size
+        self.resize = resize or image_size  # the shorter side before the centre crop of image_size, or (h, w)
+        self.dataset_size = dataset_size or image_size  # the dataset's own size (a view may read another)
         self.root = root
 
     def load(self, indices):
@@ -139,13 +148,17 @@ class FileImageSet(ImageSet):
         digest = hashlib.sha256()
         for path, target in zip(self.paths, self.targets.tolist()):
             digest.update(f"{path.relative_to(self.root)}\t{path.stat().st_size}\t{target}\n".encode())
-        if self.resize != self.image_size:
+        if (self.resize, self.image_size) != (self.dataset_size, self.dataset_size):
             digest.update(f"resize {self.resize}, centre crop {self.image_size}".encode())
         return "sha256-listing:" + digest.hexdigest()
 
+    def at_size(self, size: int, squash: bool = False) -> "FileImageSet":
+        return FileImageSet(self.paths, self.targets, self.class_names, size, self.root, self.skipped,
+                            (size, size) if squash else size, self.dataset_size)
+
     def test_view(self) -> "FileImageSet":
         return FileImageSet(self.paths, self.targets, self.class_names, self.image_size, self.root, self.skipped,
-                            resize=test_resize(self.image_size))
+                            test_resize(self.image_size), self.dataset_size)
 
     def without_unreadable(self) -> "FileImageSet":
         """Decode every file once (threads: PIL decodes outside the GIL) and drop those that fail."""
@@ -163,7 +176,7 @@ class FileImageSet(ImageSet):
                   file=sys.stderr)
         keep = [i for i, ok in enumerate(readable) if ok]
         kept = FileImageSet([self.paths[i] for i in keep], self.targets[keep], self.class_names, self.image_size,
-                            self.root, self.skipped + bad, self.resize)
+                            self.root, self.skipped + bad, self.resize, self.dataset_size)
         counts = kept.class_counts()
         if 0 in counts:
             name = self.class_names[counts.index(0)]
@@ -191,8 +204,8 @@ def _open_rgb(path: Path):
 
 
 def read_image(path: Path, size: int, resize_to=None):
-    """One RGB image as uint8 ``[3, size, size]``: shorter side resized to ``resize_to`` (default ``size``),
-    centre crop."""
+    """One RGB image as uint8 ``[3, size, size]``: shorter side resized to ``resize_to`` (default ``size``; a pair
+    (h, w) resizes to exactly that), centre crop."""
     from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
     return center_crop(resize(pil_to_tensor(_open_rgb(path)), resize_to or size, antialias=True), size)
 

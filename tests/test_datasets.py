@@ -171,3 +171,22 @@ def test_the_test_view_resizes_the_original_then_centre_crops(tmp_path):
     assert viewed.fingerprint() != files.fingerprint()
     big = TensorImageSet(viewed.load(torch.arange(1)).repeat(2, 1, 1, 1), [0, 1], ["a", "b"])
     assert big.test_view().load(torch.arange(2)).shape == (2, 3, 64, 64)
+
+
+def test_a_method_reads_the_originals_at_its_own_size(tmp_path):
+    """D3HR encodes Resize(256) + CenterCrop(256) of the original and D4M Resize((512, 512)): never an upsampling
+    of the 224 px training view.  In-memory sets are their own originals."""
+    from PIL import Image
+    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
+
+    from distillbench.datasets import FileImageSet, TensorImageSet
+    small = TensorImageSet(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), [0, 1], ["a", "b"])
+    assert small.at_size(256) is small
+    pixels = torch.randint(0, 256, (3, 90, 120), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(tmp_path / "a.png")
+    files = FileImageSet([tmp_path / "a.png"], [0], ["a"], 16, tmp_path)
+    original = pil_to_tensor(Image.open(tmp_path / "a.png"))
+    cropped, squashed = files.at_size(48), files.at_size(48, squash=True)
+    assert torch.equal(cropped.load(torch.arange(1))[0], center_crop(resize(original, 48, antialias=True), 48))
+    assert torch.equal(squashed.load(torch.arange(1))[0], resize(original, [48, 48], antialias=True))
+    assert len({files.fingerprint(), cropped.fingerprint(), squashed.fingerprint()}) == 3

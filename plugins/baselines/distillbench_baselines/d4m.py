@@ -93,6 +93,9 @@ class DiT:
     def latent_shape(self) -> tuple:
         return self.backbone.latent_shape
 
+    def source(self, train):
+        return train.at_size(self.backbone.image_size)
+
     def encode(self, images_u8, generator):
         return self.backbone.encode(images_u8, generator, self.options.encode)
 
@@ -145,7 +148,8 @@ class D4M(Distiller):
         if len(index) < ipc:
             raise UsageError(f"D4M clusters each class into IPC prototypes: class {label} has only {len(index)} images")
         generator = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.seed, f"d4m/{unit.id}"))
-        latents = torch.cat([self.generator.encode(ctx.train.load(chunk), generator).cpu()
+        source = self.generator.source(ctx.train)
+        latents = torch.cat([self.generator.encode(source.load(chunk), generator).cpu()
                              for chunk in index.split(self.options.chunk)])
         check_finite(latents, f"VAE latents of class {label}", BACKBONE_FIX)
         centres = prototypes(latents.flatten(1), ipc, self.options.kmeans, self.options.km_expand,

@@ -68,6 +68,9 @@ class StableDiffusion:
         vae = self.pipe.vae.config
         return (vae.latent_channels, *[self.options.resolution // 2 ** (len(vae.block_out_channels) - 1)] * 2)
 
+    def source(self, train):
+        return train.at_size(self.options.resolution, squash=True)  # dataset_utils.py L18-21: Resize((512, 512))
+
     def encode(self, images_u8, generator):
         """uint8 images -> scaled latents, resized to ``resolution`` first (D4M's ``Resize((512, 512))``)."""
         x = images_u8.to(self.device).float() / 127.5 - 1

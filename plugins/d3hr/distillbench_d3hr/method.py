@@ -138,6 +138,7 @@ class D3HR(Distiller):
         self.backbone = Backbone.load(find_backbone(ctx.spec.name, backbone_path), ctx.device, opts.amp)
         self.backbone.check(ctx.spec, ctx.train.num_classes, explicit=backbone_path is not None)
         self.backbone_fingerprint = weights_fingerprint(self.backbone.path)
+        self.source = ctx.train.at_size(self.backbone.image_size)  # official: Resize(256) + CenterCrop(256)
         grid = ddim_grid(opts.num_inference_steps)
         stop = opts.inversion_steps - 1
         self.inversion_path = grid[: stop + 1]
@@ -155,7 +156,7 @@ class D3HR(Distiller):
         import torch
         from distillbench.api import json_digest
         opts = self.options
-        inputs = {"train": ctx.train.fingerprint(), "backbone": self.backbone_fingerprint,
+        inputs = {"train": self.source.fingerprint(), "backbone": self.backbone_fingerprint,
                   "inversion_path": self.inversion_path, "mapping": opts.mapping, "guidance": opts.guidance,
                   "invert_guided": opts.invert_guided, "encode": opts.encode, "batch_size": opts.batch_size,
                   "amp": opts.amp, "seed": ctx.seed, "device": torch.device(ctx.device).type}
@@ -178,7 +179,7 @@ class D3HR(Distiller):
                 "latent_shape": list(self.backbone.latent_shape),
                 "inversion_path": self.inversion_path, "mapping": opts.mapping, "guidance": opts.guidance,
                 "invert_guided": opts.invert_guided, "encode": opts.encode, "seed": ctx.seed,
-                "train_fingerprint": ctx.train.fingerprint()}
+                "train_fingerprint": self.source.fingerprint()}
 
     # -- per class -----------------------------------------------------------------------------------------
 
@@ -235,7 +236,7 @@ class D3HR(Distiller):
         guidance = opts.guidance if opts.invert_guided else 1.0
         moments = Moments(int(torch.tensor(backbone.latent_shape).prod()))
         for batch in ctx.progress(index.split(opts.batch_size), desc=f"mapping class {label}"):
-            z0 = backbone.encode(ctx.train.load(batch), generator, opts.encode)
+            z0 = backbone.encode(self.source.load(batch), generator, opts.encode)
             labels = torch.full((len(batch),), label, device=ctx.device, dtype=torch.long)
             if opts.mapping == "ddim":
                 zt = invert(guided(backbone.eps, labels, backbone.null_label, guidance), z0, self.inversion_path, alphas)
@@ -253,8 +254,7 @@ class D3HR(Distiller):
             "options_follow": f"{self.options.recipe} (recipe=paper: lambda_skew 0.5, per-member skewness, m 1e6, "
                               "sampling from the inverted step; recipe=official: 0.1, features, 1e8, one step above, "
                               "t = 1 floor); options given by hand win",
-            "not_yet_official": "ImageNet encoded from the 224 px view, resized to the backbone's 256 px, not from "
-                                "the original; fp16 only on CUDA (fp32 on a CPU)",
+            "deviations": "recipe=official asks for fp16 autocast, which exists only on CUDA (fp32 on a CPU)",
             "score_terms_dropped": f"{', '.join(dropped)} undefined for IPC {ipc}" if dropped else None,
             "inversion_timestep": 1000 // self.options.num_inference_steps * (self.options.inversion_steps - 1),
         }}

@@ -208,3 +208,33 @@ def test_the_official_recipe_runs_and_says_so(model_cache, root):
     assert set(manifest["options_from_recipe"]) == {"lambda_skew", "skew_axis", "sampling_offset", "t1_floor", "amp"}
     assert manifest["notes"]["d3hr"]["options_follow"].startswith("official")
     assert manifest["notes"]["precision"] == "fp32"  # fp16 autocast is CUDA's; a CPU runs fp32
+
+
+def test_file_images_are_encoded_from_the_original_at_the_backbones_size(model_cache, tmp_path):
+    """The official code encodes Resize(256) + CenterCrop(256) of each ImageNet file; here an image folder read
+    at 8 px is encoded from its 40 x 30 originals at the backbone's size, never upsampled from 8 px."""
+    import torch
+    from PIL import Image
+    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
+
+    from distillbench.api import RunContext, registry
+    from distillbench.datasets import FileImageSet
+    from distillbench_d3hr.method import D3HR
+    files = []
+    for k in range(2):
+        pixels = torch.randint(0, 256, (30, 40, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(k))
+        files.append(tmp_path / f"{k}.png")
+        Image.fromarray(pixels.numpy()).save(files[-1])
+    train = FileImageSet(files, [0, 0], ["a"], 8, tmp_path)
+    spec = registry("dataset").get("digits")
+    method = D3HR.from_overrides({"backbone": str(model_cache / "d3hr" / "backbones" / "digits"), "m": "64",
+                                  "num_inference_steps": "10", "inversion_steps": "6"}).for_dataset(spec)
+    ctx = RunContext(spec, train, 1, 0, "cpu", tmp_path / "scratch", tmp_path / "shared")
+    method.setup(ctx)
+    size, encoded = method.backbone.image_size, []
+    assert size > 8
+    encode = method.backbone.encode
+    method.backbone.encode = lambda images, *args: encoded.append(images) or encode(images, *args)
+    method.map_class(0, ctx)
+    expected = [center_crop(resize(pil_to_tensor(Image.open(f)), size, antialias=True), size) for f in files]
+    assert torch.equal(torch.cat(encoded), torch.stack(expected))
