@@ -1,9 +1,11 @@
 """Batched on-device augmentation and mixing: one kernel per batch, no per-image Python.
 
-The random crops follow torchvision's RandomResizedCrop (area fraction in
-[scale_min, 1], log-uniform aspect ratio in [3/4, 4/3], retries, whole-image
-fallback) but are drawn for the whole batch at once; crop, resize and flip
-become one affine ``grid_sample`` per batch.
+A crop is a box in whole pixels (left, top, width, height) and a flip flag, drawn for the whole batch at once;
+:func:`warp` crops, resizes and flips every image of a batch in one ``grid_sample``, exactly as torchvision's
+``resized_crop`` (bilinear, half-pixel centres, the box's edge pixels repeated) and ``hflip`` do image by image.
+The random boxes follow torchvision's RandomResizedCrop (area fraction in [scale_min, 1], log-uniform aspect
+ratio in [3/4, 4/3], sides rounded to whole pixels, ten tries, whole-image fallback) and RandomCrop with zero
+padding.
 """
 import math
 
@@ -11,38 +13,44 @@ import torch
 import torch.nn.functional as F
 
 
-def warp(x, params):
-    """Sample ``x`` through per-image affine maps ``params [n, 4]`` = (scale_x, scale_y, shift_x, shift_y) in [-1, 1]
-    coordinates (a negative scale_x flips), bilinear; outside the image is black (RandomCrop's zero padding)."""
-    theta = torch.zeros(x.shape[0], 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = params.to(x.dtype).unbind(1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+def warp(x, boxes):
+    """Crop ``x [n, C, S, S]`` to ``boxes [n, 5]`` = (left, top, width, height, flip) in pixels, resize back to S
+    (bilinear, as ``torch.nn.functional.interpolate`` on the cropped patch) and mirror where flip is 1.  Pixels
+    of a box outside the image are black (RandomCrop's zero padding)."""
+    size = x.shape[-1]
+    left, top, width, height, flip = boxes.to(x.dtype).unbind(1)
+    centres = torch.arange(size, device=x.device, dtype=x.dtype) + 0.5
+
+    def axis(start, length):  # normalised source coordinate of every output column (or row)
+        inside = torch.minimum((centres * length[:, None] / size - 0.5).clamp(min=0), length[:, None] - 1)
+        return (2 * (start[:, None] + inside) + 1) / size - 1
+    gx, gy = axis(left, width), axis(top, height)
+    gx = torch.where(flip[:, None] > 0, gx.flip(1), gx)
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), -1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def _flip_sign(n, generator, device, flip: bool):
+def _flips(n, generator, device, flip: bool):
     if not flip:
-        return torch.ones(n, device=device)
-    return torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -1.0, 1.0)
+        return torch.zeros(n, device=device)
+    return (torch.rand(n, generator=generator, device=device) < 0.5).float()
 
 
-def resized_crop_params(n: int, generator, device, scale_min: float = 0.08, flip: bool = True, tries: int = 10):
-    """The :func:`warp` parameters of torchvision's RandomResizedCrop + horizontal flip, for ``n`` images.
-
-    Like torchvision, each image gets the first of ``tries`` random boxes that
-    fits inside it, or the whole image when none does; boxes are continuous
-    (sub-pixel) rather than rounded to whole pixels.
-    """
+def resized_crop_params(n: int, size: int, generator, device, scale_min: float = 0.08, flip: bool = True,
+                        tries: int = 10):
+    """:func:`warp` boxes of torchvision's RandomResizedCrop + horizontal flip for ``n`` images of ``size`` px:
+    each image gets the first of ``tries`` random boxes that fits inside it, or the whole image."""
     u = torch.rand(2, tries, n, generator=generator, device=device)
-    area = scale_min + (1 - scale_min) * u[0]
+    area = (scale_min + (1 - scale_min) * u[0]) * size * size
     ratio = torch.exp(math.log(3 / 4) + math.log(16 / 9) * u[1])
-    w, h = torch.sqrt(area * ratio), torch.sqrt(area / ratio)
-    fits = (w <= 1) & (h <= 1)
+    w, h = torch.sqrt(area * ratio).round(), torch.sqrt(area / ratio).round()
+    fits = (w >= 1) & (w <= size) & (h >= 1) & (h <= size)
     first = fits.to(torch.uint8).argmax(0, keepdim=True)
-    w = torch.where(fits.any(0), w.gather(0, first)[0], 1.0)
-    h = torch.where(fits.any(0), h.gather(0, first)[0], 1.0)
-    centre = 2 * torch.rand(2, n, generator=generator, device=device) - 1
-    return torch.stack([w * _flip_sign(n, generator, device, flip), h, centre[0] * (1 - w), centre[1] * (1 - h)], 1)
+    w = torch.where(fits.any(0), w.gather(0, first)[0], float(size))
+    h = torch.where(fits.any(0), h.gather(0, first)[0], float(size))
+    position = torch.rand(2, n, generator=generator, device=device)
+    left, top = (position[0] * (size - w + 1)).floor(), (position[1] * (size - h + 1)).floor()
+    return torch.stack([left, top, w, h, _flips(n, generator, device, flip)], 1)
 
 
 def shuffle_patches(x, generator, factor: int):
@@ -65,10 +73,10 @@ def shuffle_patches(x, generator, factor: int):
 
 
 def shift_params(n: int, size: int, generator, device, pad: int = 4, flip: bool = True):
-    """The :func:`warp` parameters of RandomCrop(size, padding=pad) + flip (the teachers' CIFAR augmentation)."""
-    offsets = torch.randint(-pad, pad + 1, (2, n), generator=generator, device=device).float() * (2 / size)
-    return torch.stack([_flip_sign(n, generator, device, flip), torch.ones(n, device=device), offsets[0], offsets[1]],
-                       1)
+    """:func:`warp` boxes of RandomCrop(size, padding=pad) + flip (the teachers' CIFAR augmentation)."""
+    offsets = torch.randint(-pad, pad + 1, (2, n), generator=generator, device=device).float()
+    full = torch.full((n,), float(size), device=device)
+    return torch.stack([offsets[0], offsets[1], full, full, _flips(n, generator, device, flip)], 1)
 
 
 def draw_mix(kind: str, n: int, size: int, generator, rng, alpha: float):

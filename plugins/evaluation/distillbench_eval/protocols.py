@@ -9,7 +9,10 @@ do: batch size, epochs, the patch factor, the temperature and RDED's CIFAR-100 c
 ``distillbench protocols --show NAME`` prints every setting with the line of the source it comes from.
 
 Changing what a protocol does bumps its version: records of another version never share a table row
-(see ``distillbench.store``).
+(see ``distillbench.store``).  Versions: rded 2 became RDED's own validation (ImageNet normalisation,
+ShufflePatches, its batch sizes, the best after 80%); rded 3, d3hr 2, dd-ranking 2, stored-labels 2 and
+hard-label 2 crop whole-pixel boxes whose edges resize as torchvision's (before: sub-pixel boxes that blended in
+the pixels around them).
 """
 import json
 from dataclasses import asdict, dataclass, field, replace
@@ -199,18 +202,18 @@ _SRE2L_SOURCES = {  # small: SRe2L/*small_dataset/relabel_cifar.py (.sh); large:
 }
 
 PROTOCOLS = {p.name: p for p in [
-    Protocol("rded", 2, "RDED's validation: ShufflePatches + RandomResizedCrop(1/factor, 1) + flip, CutMix, online "
+    Protocol("rded", 3, "RDED's validation: ShufflePatches + RandomResizedCrop(1/factor, 1) + flip, CutMix, online "
              "teacher at T=20, AdamW, half cosine, 300 epochs, ImageNet normalisation, best after 80%",
              Settings(shuffle_patches=None, crop_scale_min=None, temperature=None, mix_alpha=None, report="best",
                       extra_train_forward=True, normalization="imagenet", rules="rded"),
              source=f"{RDED} validation/main.py, argument.py", sources=_RDED_SOURCES),
-    Protocol("d3hr", 1, "D3HR's validate.py: RandomResizedCrop(0.08, 1) + flip, CutMix, online teacher at T=20, "
+    Protocol("d3hr", 2, "D3HR's validate.py: RandomResizedCrop(0.08, 1) + flip, CutMix, online teacher at T=20, "
              "AdamW, half cosine, 300 epochs (CIFAR 400), ImageNet normalisation, best of the last 9 epochs",
              Settings(epochs=None, temperature=None, mix_alpha=None, eval_every=1, eval_last=10, report="best",
                       extra_train_forward=True, normalization="imagenet", rules="d3hr"),
              source=f"{D3HR} validation/validate.py, argument.py, utils/data_utils.py", sources=_D3HR_SOURCES,
              repeats=5),
-    Protocol("dd-ranking", 1, "DD-Ranking's soft-label evaluation: RandomResizedCrop(0.08, 1) + flip, CutMix, online "
+    Protocol("dd-ranking", 2, "DD-Ranking's soft-label evaluation: RandomResizedCrop(0.08, 1) + flip, CutMix, online "
              "teacher at T=20, AdamW lr 1e-3 with weight decay 0.01 on every parameter, half cosine, 300 epochs, "
              "best of every 20th epoch, 5 runs (its student is ResNet-18-BN: resnet18_modified up to 64 px, "
              "resnet18 above)",
@@ -226,14 +229,14 @@ PROTOCOLS = {p.name: p for p in [
                       teacher_train_mode=None),
              source=f"{SRE2L} SRe2L/relabel, SRe2L/validate, SRe2L/*small_dataset/relabel_cifar.py",
              sources=_SRE2L_SOURCES),
-    Protocol("stored-labels", 1, "as rded v1, but the teacher's soft labels are computed once per image and stored "
+    Protocol("stored-labels", 2, "as rded v1, but the teacher's soft labels are computed once per image and stored "
              "with the set; mixed batches mix the stored labels", Settings(labels="stored")),
     Protocol("teacher", 1, "how `train-teacher` trains teachers: SRe2L's CIFAR squeeze recipe (SGD 0.1, momentum "
              "0.9, wd 5e-4, cosine, RandomCrop(pad 4) + flip, batch 128, 200 epochs) on hard labels",
              Settings(labels="hard", mix="none", augment="shift", optimizer="sgd", lr=0.1, weight_decay=5e-4,
                       schedule="cosine", epochs=200, batch_size=128, eval_every=10, eval_after=0.0),
              source=f"{SRE2L} SRe2L/*small_dataset/squeeze"),
-    Protocol("hard-label", 1, "no teacher: cross-entropy on the true labels with mixup (alpha 1), as D3HR's "
+    Protocol("hard-label", 2, "no teacher: cross-entropy on the true labels with mixup (alpha 1), as D3HR's "
              "validate_hardlabel.py, but 300 epochs (that script trains imagewoof for 1000-2000)",
              Settings(labels="hard", mix="mixup", mix_alpha=1.0), source=f"{D3HR} validation/validate_hardlabel.py"),
 ]}

@@ -90,7 +90,7 @@ class Batch:
     index: torch.Tensor  # the rows' positions in the set, and those of their mixed-in partners
     index_mixed: torch.Tensor
     lam: float
-    crops: torch.Tensor  # the rows' crop and flip, as :func:`augment.warp` parameters
+    crops: torch.Tensor  # the rows' crop boxes and flips (see :func:`augment.warp`)
     perm: torch.Tensor  # each row's mixed-in partner in the batch
     box: Optional[tuple]  # the CutMix box, or None
     target: Optional[torch.Tensor] = None  # stored teacher logits of the rows (FKD replay), else None
@@ -131,7 +131,7 @@ class BatchMaker:
             crops = shift_params(n, size, self.generator, x.device, s.shift, s.flip)
         else:
             x = shuffle_patches(x, self.generator, s.shuffle_patches)
-            crops = resized_crop_params(n, self.generator, x.device, s.crop_scale_min, s.flip)
+            crops = resized_crop_params(n, size, self.generator, x.device, s.crop_scale_min, s.flip)
         perm, lam, box = draw_mix(s.mix, n, size, self.generator, self.rng, s.mix_alpha)
         return self.assemble(index, x, crops, perm, lam, box)
 

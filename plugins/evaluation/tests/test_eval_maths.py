@@ -37,13 +37,13 @@ def test_cutmix_pastes_one_box_from_the_permutation_and_lambda_is_the_kept_area(
 
 def test_random_crops_stay_in_the_image_and_flips_mirror():
     x = torch.rand(64, 3, 32, 32)
-    out = warp(x, resized_crop_params(64, torch.Generator().manual_seed(0), "cpu", scale_min=1.0, flip=False))
+    out = warp(x, resized_crop_params(64, 32, torch.Generator().manual_seed(0), "cpu", scale_min=1.0, flip=False))
     assert torch.allclose(out, x, atol=1e-5)  # scale 1, ratio clipped to the image: identity
     flipped = warp(x, shift_params(64, 32, torch.Generator().manual_seed(0), "cpu", pad=0, flip=True))
     is_flip = torch.isclose(flipped, x.flip(-1), atol=1e-5).flatten(1).all(1)
     is_same = torch.isclose(flipped, x, atol=1e-5).flatten(1).all(1)
     assert (is_flip | is_same).all() and 10 < is_flip.sum() < 54
-    crops = warp(x, resized_crop_params(64, torch.Generator().manual_seed(1), "cpu"))
+    crops = warp(x, resized_crop_params(64, 32, torch.Generator().manual_seed(1), "cpu"))
     assert crops.shape == x.shape and torch.isfinite(crops).all()
 
 
@@ -83,3 +83,32 @@ def test_no_flips_on_digit_datasets():
     rded = resolve("rded", {})
     assert for_dataset(rded, registry("dataset").get("mnist5k")).settings.flip is False
     assert for_dataset(rded, registry("dataset").get("cifar10")).settings.flip is True
+
+
+def test_crops_are_torchvisions_resized_crop_and_flip_image_by_image():
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+    x = torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    boxes = resized_crop_params(64, 32, torch.Generator().manual_seed(1), "cpu", scale_min=0.08)
+    expected = []
+    for image, (left, top, width, height, flip) in zip(x, boxes.int().tolist()):
+        crop = TF.resized_crop(image, top, left, height, width, [32, 32], InterpolationMode.BILINEAR, antialias=True)
+        expected.append(TF.hflip(crop) if flip else crop)
+    assert (warp(x, boxes) - torch.stack(expected)).abs().max() < 1e-5
+    shifts = shift_params(64, 32, torch.Generator().manual_seed(2), "cpu", pad=4)
+    padded = [TF.crop(TF.pad(image, 4), top + 4, left + 4, 32, 32) for image, (left, top, *_) in
+              zip(x, shifts.int().tolist())]
+    padded = [TF.hflip(p) if flip else p for p, flip in zip(padded, shifts[:, 4].tolist())]
+    assert (warp(x, shifts) - torch.stack(padded)).abs().max() < 1e-6
+
+
+def test_crop_boxes_are_distributed_as_torchvisions_random_resized_crop():
+    from torchvision.transforms import RandomResizedCrop
+    torch.manual_seed(0)
+    image = torch.zeros(1, 32, 32)
+    theirs = torch.tensor([RandomResizedCrop.get_params(image, [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(20000)])
+    ours = resized_crop_params(20000, 32, torch.Generator().manual_seed(0), "cpu", scale_min=0.08)
+    for a, b in ((theirs[:, 2] * theirs[:, 3], ours[:, 2] * ours[:, 3]), (theirs[:, 1], ours[:, 0])):
+        values = torch.cat([a, b]).float().unique()
+        cdf_a, cdf_b = ((v.float()[:, None] <= values).float().mean(0) for v in (a, b))
+        assert (cdf_a - cdf_b).abs().max() < 0.02  # two-sample KS statistic (5% critical value: 0.0136)
