@@ -12,9 +12,13 @@ Augmentation: a shared random roll by [0, jitter] pixels (CIFAR: jitter 4, no cr
 Per dataset (:meth:`SRe2L.recipe`, options left unset): CIFAR ``recover_cifar.sh`` lr 0.25, 1000 iterations,
 r_bn 0.01; Tiny-ImageNet ``recover_tiny.sh`` lr 0.1, 4000 iterations, r_bn 1.0; ImageNet ``recover.sh`` lr
 0.25, 4000 iterations, r_bn 0.01.  Relabel is the shared evaluator's
-job (the ``rded`` protocol's online teacher labels, or ``stored-labels``).
+job: the ``sre2l`` protocol is SRe2L's own (FKD labels per crop and epoch above 32 px).
 
-Deviations: seeded initialisation and augmentation; PNG instead of JPEG.
+Deviations: seeded initialisation and augmentation; PNG instead of JPEG (the same 8-bit pixels, truncated as the
+official code truncates them, without JPEG's loss); the pixel clamp uses the teacher's normalisation (the CIFAR
+script hard-codes mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010)).  Checked side by side with the
+official functions on one input and teacher: the loss is equal in float32, the input gradient within 1e-6
+relative, the learning rates bit for bit (closing note of issue 17).
 """
 import math
 from dataclasses import dataclass
@@ -47,13 +51,15 @@ class Options:
 
 
 class BNStatistics:
-    """Forward hooks that collect, per BatchNorm layer, the distance of the batch statistics to the running ones."""
+    """Forward hooks that collect, per BatchNorm2d layer, the distance of the batch statistics to the running ones
+    (``recover/utils.py`` L92-104 ``BNFeatureHook``, registered on every ``nn.BatchNorm2d``, ``data_synthesis.py``
+    L27-30; other norm layers are not hooked)."""
 
     def __init__(self, model):
         import torch
-        self.layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        self.layers = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
         if not self.layers:
-            raise UsageError("SRe2L needs a teacher with BatchNorm layers (e.g. conv3, resnet18_modified)")
+            raise UsageError("SRe2L needs a teacher with BatchNorm2d layers (e.g. conv3, resnet18_modified)")
         self.losses = [None] * len(self.layers)
         self.handles = [layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(self.layers)]
 
@@ -121,7 +127,7 @@ class SRe2L(TeacherMethod):
         check_finite(x.detach(), f"images recovered for {unit.id} after {opts.iterations} iterations",
                      "lower --option lr or check the teacher")
         pixels = (x.detach() * std + mean).clamp(0, 1)
-        return (pixels * 255).round().to(torch.uint8).cpu()
+        return (pixels * 255).to(torch.uint8).cpu()  # truncated, as data_synthesis.py L130-136 saves them
 
     @staticmethod
     def augment(x, size: int, jitter: int, symmetric: bool, generator):

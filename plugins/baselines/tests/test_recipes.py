@@ -52,3 +52,16 @@ def test_tinys_roll_goes_both_ways():
         rolled = SRe2L.augment(x, 8, 4, True, generator)
         shifts.add(tuple(int(i) for i in torch.nonzero(rolled[0, 0])[0]))
     assert {0, 4, 5, 7}.issubset({row for row, _ in shifts})  # rows 5..7 are rolls of -3..-1
+
+
+def test_sre2l_matches_batchnorm2d_statistics_only_as_the_official_hooks_do():
+    import torch
+    from distillbench_baselines.sre2l import BNStatistics
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 5), torch.nn.BatchNorm1d(5)).eval()
+    hooks = BNStatistics(model)
+    x = torch.randn(3, 3, 8, 8)
+    model(x)
+    features = model[0](x)
+    expected = (features.mean((0, 2, 3)) - 0).norm() + (features.var((0, 2, 3), unbiased=False) - 1).norm()
+    assert hooks.layers == [model[1]] and torch.allclose(hooks.loss(10.0), 10 * expected)
