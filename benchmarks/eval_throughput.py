@@ -21,6 +21,7 @@ from distillbench.plugins import registry
 from distillbench_eval.augment import draw_mix, mix
 from distillbench_eval.protocols import Settings, batch_size
 from distillbench.accel import precision, timed
+from distillbench.datasets import TensorImageSet
 from distillbench.teachers import Normalizer
 from distillbench_eval.training import kd_loss, make_optimizer, train_model
 
@@ -69,7 +70,7 @@ def throughputs(model, images, labels, spec, epochs: int, device: str) -> tuple[
         return model.build(num_classes, spec.image_size).to(device)
 
     teacher = fresh(1).eval()
-    tiny_test = (images[:1], labels[:1])  # the final evaluation is not part of the measurement
+    tiny_test = TensorImageSet(images[:1], labels[:1], ["any"])  # the final evaluation is not measured
     reference = timed(lambda: reference_loop(fresh(0), teacher, images, labels, spec, settings, batch, model.adamw_lr,
                                              epochs, device), device)
     ours = timed(lambda: train_model(

@@ -56,12 +56,16 @@ def device_option(f):
 
 
 def data_options(f):
-    """--data-dir, --download and --skip-bad-images, handed to the command as one ``data`` (a DataSource)."""
+    """--data-dir, --download, --skip-bad-images and --workers, handed to the command as one ``data`` (a
+    DataSource)."""
     @functools.wraps(f)
-    def with_data(*args, data_dir, download, skip_bad_images, **kwargs):
+    def with_data(*args, data_dir, download, skip_bad_images, workers, **kwargs):
         from distillbench.datasets import DataSource
-        return f(*args, data=DataSource(data_dir, download, skip_bad_images), **kwargs)
+        return f(*args, data=DataSource(data_dir, download, skip_bad_images, workers), **kwargs)
 
+    with_data = click.option("--workers", type=click.IntRange(min=1), default=None,
+                             help="Threads decoding image files (default: the cores available to the "
+                                  "process).")(with_data)
     with_data = click.option("--skip-bad-images", is_flag=True,
                              help="Leave out image files that cannot be decoded (counted in the manifest) "
                                   "instead of stopping at the first one.")(with_data)

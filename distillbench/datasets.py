@@ -4,12 +4,14 @@ Every loader presents its images as uint8 tensors ``[n, C, H, W]`` at the
 spec's ``image_size`` and ``channels``; normalisation is the spec's business
 and is applied by whoever trains on the images.
 """
+import copy
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 from distillbench.errors import UsageError
+from distillbench.images import available_cores, chunked, ordered_map
 
 
 @dataclass(frozen=True)
@@ -34,16 +36,20 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class DataSource:
-    """How datasets are read: the CLI's --data-dir, --download and --skip-bad-images."""
+    """How datasets are read: the CLI's --data-dir, --download, --skip-bad-images and --workers."""
 
     data_dir: Optional[Path] = None
     download: bool = False
     skip_bad_images: bool = False
+    workers: Optional[int] = None  # threads decoding image files; None: the cores available
 
-    def load(self, spec: DatasetSpec, split: str) -> "ImageSet":
-        """The split's images; with ``skip_bad_images``, files that cannot be decoded are left out (and
-        listed in the set's ``skipped``) instead of stopping the run when they are reached."""
-        images = spec.load(split, self.data_dir, self.download)
+    def load(self, spec: DatasetSpec, split: str, device: str = "cpu") -> "ImageSet":
+        """The split's images; on a CUDA ``device`` its JPEG files are decoded there.  With ``skip_bad_images``,
+        files that cannot be decoded are left out (and listed in the set's ``skipped``) instead of stopping the
+        run when they are reached."""
+        images = spec.load(split, self.data_dir, self.download).with_workers(self.workers or available_cores())
+        if device.startswith("cuda"):
+            images = images.decoding_jpeg_on(device)
         return images.without_unreadable() if self.skip_bad_images else images
 
 
@@ -75,6 +81,33 @@ class ImageSet:
     def load(self, indices):
         """uint8 images ``[len(indices), C, H, W]``."""
         raise NotImplementedError
+
+    def originals(self, indices) -> list:
+        """The images at ``indices`` at their own resolution, uint8 ``[C, H, W]`` each (RDED crops these)."""
+        return list(self.load(indices))
+
+    def batches(self, indices=None, batch_size: int = 256):
+        """uint8 batches of the images at ``indices`` (default: all), in order, read as they are consumed."""
+        import torch
+        indices = torch.arange(len(self)) if indices is None else torch.as_tensor(indices)
+        for chunk in indices.split(batch_size):
+            yield self.load(chunk)
+
+    jpeg_device = None  # where a file-backed set's JPEGs are decoded (None: PIL on the CPU threads)
+    decoder = "in memory"  # how the images are read, for the manifest
+
+    def with_workers(self, workers: int) -> "ImageSet":
+        """This set, its files decoded by ``workers`` threads (in-memory sets have none to decode)."""
+        return self
+
+    def decoding_jpeg_on(self, device: str) -> "ImageSet":
+        """This set, its JPEG files decoded by torchvision on ``device`` (nvjpeg on CUDA)."""
+        return self
+
+    def resident(self, limit_bytes: int) -> "ImageSet":
+        """This set held in memory when its decoded images fit in ``limit_bytes`` (a test split read every few
+        epochs), else itself, to be streamed.  In-memory sets already are."""
+        return self
 
     def fingerprint(self) -> str:
         """A checksum that identifies the input data, stored with every result.  Computed once per set: the
@@ -129,20 +162,85 @@ class TensorImageSet(ImageSet):
 
 
 class FileImageSet(ImageSet):
-    """Images read from files on demand (ImageFolder, Tiny-ImageNet, ImageNet)."""
+    """Images read from files on demand (ImageFolder, Tiny-ImageNet, ImageNet), decoded by ``workers`` threads
+    (:mod:`distillbench.images`)."""
 
     def __init__(self, paths, targets, class_names, image_size: int, root: Path, skipped=(), resize=None,
-                 dataset_size=None):
+                 dataset_size=None, workers=None):
         super().__init__(targets, class_names, skipped)
         self.paths = [Path(p) for p in paths]
         self.image_size = image_size
         self.resize = resize or image_size  # the shorter side before the centre crop of image_size, or (h, w)
         self.dataset_size = dataset_size or image_size  # the dataset's own size (a view may read another)
         self.root = root
+        self.workers = workers or available_cores()
+
+    @property
+    def decoder(self) -> str:
+        where = f"batched on {self.jpeg_device}" if self.jpeg_device else "on the CPU threads"
+        return f"JPEG by torchvision ({where}), other formats by PIL"
+
+    def _view(self, **changes) -> "FileImageSet":
+        """A copy with ``changes``; its fingerprint is recomputed only where they change the images."""
+        view = copy.copy(self)
+        view.__dict__.update(changes)
+        if changes.keys() & {"paths", "targets", "image_size", "resize"}:
+            view._fingerprint = None
+        return view
+
+    def read(self, index: int):
+        return read_image(self.paths[index], self.image_size, self.resize)
 
     def load(self, indices):
         import torch
-        return torch.stack([read_image(self.paths[i], self.image_size, self.resize) for i in indices.tolist()])
+        return torch.cat(list(self.batches(indices, batch_size=max(1, len(indices)))))
+
+    def originals(self, indices) -> list:
+        import torch
+        return list(ordered_map(lambda i: decode(self.paths[i]), torch.as_tensor(indices).tolist(), self.workers))
+
+    def batches(self, indices=None, batch_size: int = 256):
+        import torch
+        order = range(len(self)) if indices is None else torch.as_tensor(indices).tolist()
+        if self.jpeg_device is not None:
+            yield from self._batches_decoding_jpeg(order, batch_size)
+            return
+        for chunk in chunked(ordered_map(self.read, order, self.workers), batch_size):
+            yield torch.stack(chunk)
+
+    def _batches_decoding_jpeg(self, order, batch_size: int):
+        """Files read on the threads, JPEGs decoded a batch at a time by torchvision on ``jpeg_device`` (nvjpeg on
+        CUDA) and resized there; other formats, and JPEGs it cannot decode, through PIL."""
+        import torch
+        from torchvision.io import ImageReadMode, decode_jpeg, read_file
+        _quiet_torchvision_io()
+        for chunk in chunked(ordered_map(lambda i: (i, read_file(str(self.paths[i]))), order, self.workers),
+                             batch_size):
+            images = [None] * len(chunk)
+            jpegs = [k for k, (i, _) in enumerate(chunk) if self.paths[i].suffix.lower() in JPEG_SUFFIXES]
+            try:
+                decoded = decode_jpeg([chunk[k][1] for k in jpegs], mode=ImageReadMode.RGB, device=self.jpeg_device)
+            except RuntimeError:  # one undecodable file fails the batch: PIL reads them one by one, and names it
+                decoded = []
+            for k, image in zip(jpegs, decoded):
+                images[k] = fit(image, self.image_size, self.resize).cpu()
+            yield torch.stack([image if image is not None else self.read(chunk[k][0])
+                               for k, image in enumerate(images)])
+
+    def decoding_jpeg_on(self, device: str) -> "FileImageSet":
+        return self._view(jpeg_device=device)
+
+    def resident(self, limit_bytes: int) -> ImageSet:
+        import torch
+        if len(self) * 3 * self.image_size ** 2 > limit_bytes:
+            return self
+        held = TensorImageSet(torch.cat(list(self.batches())), self.targets, self.class_names)
+        held._fingerprint = self.fingerprint()  # the same images: the identity of results stays the listing's
+        held.skipped = self.skipped
+        return held
+
+    def with_workers(self, workers: int) -> "FileImageSet":
+        return self._view(workers=workers)
 
     def compute_fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -153,30 +251,30 @@ class FileImageSet(ImageSet):
         return "sha256-listing:" + digest.hexdigest()
 
     def at_size(self, size: int, squash: bool = False) -> "FileImageSet":
-        return FileImageSet(self.paths, self.targets, self.class_names, size, self.root, self.skipped,
-                            (size, size) if squash else size, self.dataset_size)
+        return self._view(image_size=size, resize=(size, size) if squash else size)
 
     def test_view(self) -> "FileImageSet":
-        return FileImageSet(self.paths, self.targets, self.class_names, self.image_size, self.root, self.skipped,
-                            test_resize(self.image_size), self.dataset_size)
+        return self._view(resize=test_resize(self.image_size))
 
     def without_unreadable(self) -> "FileImageSet":
-        """Decode every file once (threads: PIL decodes outside the GIL) and drop those that fail."""
-        import os
+        """Decode every file once and drop those that fail; under torchrun each rank decodes its share and the
+        verdicts are gathered, so every file is decoded once in all."""
         import sys
-        from concurrent.futures import ThreadPoolExecutor
 
         from tqdm.auto import tqdm
-        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-            readable = list(tqdm(pool.map(_decodes, self.paths), total=len(self.paths), desc="checking images",
-                                 leave=False, dynamic_ncols=True))
-        bad = [str(p) for p, ok in zip(self.paths, readable) if not ok]
-        if bad:
+
+        from distillbench import distributed
+        mine = distributed.shard(list(range(len(self.paths))))
+        checked = tqdm(ordered_map(lambda i: (i, _decodes(self.paths[i])), mine, self.workers), total=len(mine),
+                       desc="checking images", leave=False, dynamic_ncols=True, disable=not distributed.is_main())
+        verdicts = dict(pair for share in distributed.all_gather(list(checked)) for pair in share)
+        bad = [str(p) for i, p in enumerate(self.paths) if not verdicts[i]]
+        if bad and distributed.is_main():
             print(f"Warning: skipped {len(bad)} unreadable image(s) of {len(self.paths)}, e.g. {bad[0]}",
                   file=sys.stderr)
-        keep = [i for i, ok in enumerate(readable) if ok]
-        kept = FileImageSet([self.paths[i] for i in keep], self.targets[keep], self.class_names, self.image_size,
-                            self.root, self.skipped + bad, self.resize, self.dataset_size)
+        keep = [i for i in range(len(self.paths)) if verdicts[i]]
+        kept = self._view(paths=[self.paths[i] for i in keep], targets=self.targets[keep],
+                          skipped=self.skipped + bad)
         counts = kept.class_counts()
         if 0 in counts:
             name = self.class_names[counts.index(0)]
@@ -203,11 +301,41 @@ def _open_rgb(path: Path):
                          "or pass --skip-bad-images") from None
 
 
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
 def read_image(path: Path, size: int, resize_to=None):
-    """One RGB image as uint8 ``[3, size, size]``: shorter side resized to ``resize_to`` (default ``size``; a pair
-    (h, w) resizes to exactly that), centre crop."""
-    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
-    return center_crop(resize(pil_to_tensor(_open_rgb(path)), resize_to or size, antialias=True), size)
+    """One RGB image file as uint8 ``[3, size, size]`` (see :func:`fit`)."""
+    return fit(decode(path), size, resize_to)
+
+
+def decode(path: Path):
+    """An image file as uint8 RGB ``[3, H, W]``.  JPEGs go through torchvision's libjpeg-turbo decoder, which
+    gives PIL's pixels faster and outside the GIL; other formats, and JPEGs it refuses (CMYK, damaged), through
+    PIL, which names a file it cannot read either."""
+    from torchvision.transforms.functional import pil_to_tensor
+    if path.suffix.lower() in JPEG_SUFFIXES:
+        from torchvision.io import ImageReadMode, decode_jpeg, read_file
+        _quiet_torchvision_io()
+        try:
+            return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+        except RuntimeError:
+            pass
+    return pil_to_tensor(_open_rgb(path))
+
+
+def _quiet_torchvision_io() -> None:
+    """torchvision 0.29 (the newest pip may install here) deprecates its decoders for TorchCodec; they work."""
+    import warnings
+    warnings.filterwarnings("ignore", "The image decoding and encoding capabilities of TorchVision",
+                            DeprecationWarning)
+
+
+def fit(image, size: int, resize_to=None):
+    """uint8 ``[3, H, W]`` -> ``[3, size, size]``: shorter side resized to ``resize_to`` (default ``size``; a pair
+    (h, w) resizes to exactly that), antialiased, then centre-cropped."""
+    from torchvision.transforms.functional import center_crop, resize
+    return center_crop(resize(image, resize_to or size, antialias=True), size)
 
 
 def test_resize(size: int) -> int:

@@ -82,6 +82,16 @@ def from_main(value):
     return box[0]
 
 
+def all_gather(value) -> list:
+    """Every rank's ``value`` (any picklable object), in rank order; ``[value]`` when not distributed."""
+    if not active():
+        return [value]
+    import torch.distributed as dist
+    values = [None] * world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
 def backend() -> str | None:
     if not active():
         return None

@@ -28,7 +28,7 @@ class EvalRequest:
 
     def load(self, split: str):
         """The ImageSet of the dataset's ``split`` ("train" or "test")."""
-        return self.data.load(self.spec, split)
+        return self.data.load(self.spec, split, self.device)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def distill(cfg: RunConfig):
     chosen = method_cls.from_overrides(cfg.options)
     method = chosen.for_dataset(spec)
     from_recipe = sorted(key for key in method.recipe(spec) if getattr(chosen.options, key) is None)
-    train = method.training_set(lambda: cfg.data.load(spec, "train"))
+    train = method.training_set(lambda: cfg.data.load(spec, "train", cfg.device))
     check_ipc(cfg.ipc, train, cfg.dataset, bounded=method.draws_real_images)
     options = options_dict(method)
     fingerprint = train.fingerprint()
@@ -73,7 +73,8 @@ def distill(cfg: RunConfig):
         "world_size": distributed.world_size(),
         "plugin": {"name": plugin, "version": plugin_version},
         "versions": versions(), "inputs": {"train_fingerprint": fingerprint, "models": models,
-                   "skipped_images": len(train.skipped), "skipped_files": train.skipped[:100]},
+                   "skipped_images": len(train.skipped), "skipped_files": train.skipped[:100],
+                   "decoder": train.decoder},
         "command": sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     distilled = run_units(method, ctx, cfg.root / "runs" / run_id, manifest)

@@ -190,3 +190,47 @@ def test_a_method_reads_the_originals_at_its_own_size(tmp_path):
     assert torch.equal(cropped.load(torch.arange(1))[0], center_crop(resize(original, 48, antialias=True), 48))
     assert torch.equal(squashed.load(torch.arange(1))[0], resize(original, [48, 48], antialias=True))
     assert len({files.fingerprint(), cropped.fingerprint(), squashed.fingerprint()}) == 3
+
+
+def _folder_of(tmp_path, sizes):
+    from PIL import Image
+
+    from distillbench.datasets import FileImageSet
+    paths = []
+    for k, (width, height) in enumerate(sizes):
+        pixels = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(k))
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray(pixels.numpy()).save(paths[-1])
+    return FileImageSet(paths, [k % 2 for k in range(len(paths))], ["a", "b"], 16, tmp_path)
+
+
+def test_files_decode_on_threads_in_order_streamed_or_held(tmp_path):
+    files = _folder_of(tmp_path, [(40 + k, 30 + 2 * k) for k in range(9)])
+    order = torch.tensor([8, 0, 3, 3, 5])
+    serial = files.with_workers(1).load(order)
+    assert torch.equal(files.with_workers(4).load(order), serial)
+    assert torch.equal(torch.cat(list(files.with_workers(3).batches(order, 2))), serial)
+    assert [b.shape[0] for b in files.batches(order, 2)] == [2, 2, 1]
+    assert [tuple(image.shape) for image in files.originals(torch.tensor([0, 8]))] == [(3, 30, 40), (3, 46, 48)]
+    held = files.resident(10**6)
+    assert torch.equal(held.load(torch.arange(9)), files.load(torch.arange(9)))
+    assert held.fingerprint() == files.fingerprint() and files.resident(100) is files
+
+
+def test_jpegs_decode_by_torchvision_to_pils_pixels_alone_or_in_batches(tmp_path):
+    """torchvision's libjpeg-turbo gives PIL's pixels (the official codes read with PIL); the batched path, nvjpeg's
+    on CUDA, runs here on the CPU with the same batching, fallback and errors."""
+    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
+    files = _folder_of(tmp_path, [(40, 30), (33, 50), (30, 30)])
+    for k in (0, 1):
+        Image.open(files.paths[k]).save(tmp_path / f"{k}.jpg", quality=90)
+    files.paths[:2] = [tmp_path / "0.jpg", tmp_path / "1.jpg"]
+    by_pil = torch.stack([center_crop(resize(pil_to_tensor(Image.open(p).convert("RGB")), 16, antialias=True), 16)
+                          for p in files.paths])
+    batched = files.decoding_jpeg_on("cpu")
+    assert torch.equal(files.load(torch.arange(3)), by_pil) and torch.equal(batched.load(torch.arange(3)), by_pil)
+    assert "on the CPU threads" in files.decoder and "batched on cpu" in batched.decoder
+    (tmp_path / "1.jpg").write_bytes((tmp_path / "1.jpg").read_bytes()[:200])
+    for reader in (files, batched):
+        with pytest.raises(UsageError, match="1.jpg"):
+            reader.load(torch.arange(3))

@@ -34,3 +34,38 @@ def test_only_an_indexed_gpu_is_selected(monkeypatch, device, selected):
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: chosen.append(_get_device_index(d)))
     assert resolve_device(device) == device
     assert chosen == selected
+
+
+DECODE_LOG = """
+import os
+if os.environ.get("DISTILLBENCH_TEST_DECODE_LOG"):
+    import distillbench.datasets as datasets
+    checked = datasets._decodes
+    def logged(path):
+        with open(os.environ["DISTILLBENCH_TEST_DECODE_LOG"], "a") as log:
+            log.write(f"{os.environ.get('RANK')} {path}\\n")
+        return checked(path)
+    datasets._decodes = logged
+"""
+
+
+def test_the_bad_image_check_decodes_each_file_once_across_ranks(tmp_path):
+    from PIL import Image
+    for c in range(2):
+        (tmp_path / "data" / "train" / f"c{c}").mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (20, 20), (100 * c, 0, 0)).save(tmp_path / "data" / "train" / f"c{c}" / f"{i}.png")
+    bad = tmp_path / "data" / "train" / "c1" / "4.png"
+    bad.write_bytes(b"not an image")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(DECODE_LOG)
+    log = tmp_path / "decoded.log"
+    env = {"PYTHONPATH": str(tmp_path / "site"), "DISTILLBENCH_TEST_DECODE_LOG": str(log)}
+    proc = torchrun("run", "--method", "random", "--dataset", "imagefolder", "--data-dir", tmp_path / "data",
+                    "--ipc", "2", "--skip-bad-images", "--root", tmp_path / "root", env=env)
+    assert proc.returncode == 0, proc.stderr
+    decoded = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    assert sorted(path for _, path in decoded) == sorted(str(p) for p in (tmp_path / "data" / "train").rglob("*.png"))
+    assert {rank for rank, _ in decoded} == {"0", "1"}
+    (out,) = (tmp_path / "root" / "runs").iterdir()
+    assert json.loads((out / "manifest.json").read_text())["inputs"]["skipped_files"] == [str(bad)]

@@ -149,8 +149,8 @@ class D4M(Distiller):
             raise UsageError(f"D4M clusters each class into IPC prototypes: class {label} has only {len(index)} images")
         generator = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.seed, f"d4m/{unit.id}"))
         source = self.generator.source(ctx.train)
-        latents = torch.cat([self.generator.encode(source.load(chunk), generator).cpu()
-                             for chunk in index.split(self.options.chunk)])
+        latents = torch.cat([self.generator.encode(images, generator).cpu()
+                             for images in source.batches(index, self.options.chunk)])
         check_finite(latents, f"VAE latents of class {label}", BACKBONE_FIX)
         centres = prototypes(latents.flatten(1), ipc, self.options.kmeans, self.options.km_expand,
                              derive_seed(ctx.seed, unit.id))

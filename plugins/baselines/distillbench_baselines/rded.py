@@ -1,8 +1,8 @@
 """RDED (Sun et al., CVPR 2024, "On the Diversity and Realism of Distilled Dataset").
 
 Facts from LINs-lab/RDED@3f6453d (``synthesize/main.py`` ``init_images``, ``synthesize/utils.py``): per class,
-take ``mipc`` random real images; cut ``num_crop`` random square crops from each (RandomResizedCrop to
-side ``size // factor``, area scale (0.08, 1), ratio 1); score every crop by the teacher's cross-entropy on
+take ``mipc`` random real images; cut ``num_crop`` random square crops from each original file, at its full
+resolution (RandomResizedCrop to side ``size // factor``, area scale (0.08, 1), ratio 1); score every crop by the teacher's cross-entropy on
 the class after zero-padding it, centred, to full size in normalised space (lower = more realistic); keep
 each image's best crop, sort images by it, keep the best ``IPC * factor^2``; stitch factor x factor of them
 into each image, cell k of image i holding selected crop k * IPC + i (nearest resize).  The scripts use
@@ -36,20 +36,28 @@ class Options:
             raise UsageError("options mipc, num_crop, factor and batch_size must be at least 1")
 
 
-def random_square_crops(images, count: int, out_size: int, generator):
-    """``count`` RandomResizedCrop(scale (0.08, 1), ratio 1) crops of each image: ``[n * count, C, out, out]``."""
+def random_square_crops(images, count: int, out_size: int, generator, tries: int = 10):
+    """``count`` RandomResizedCrop(out_size, scale (0.08, 1), ratio 1) crops of each image, a list of uint8
+    ``[C, H, W]`` of any size (RDED crops the original files, ``synthesize/utils.py`` ``MultiRandomCrop``):
+    ``[n * count, C, out, out]``.  As torchvision draws them: a square of area fraction U(0.08, 1) of the image,
+    side rounded, the first of ``tries`` that fits, else the centred square of the shorter side."""
     import torch
     import torch.nn.functional as F
-    n, _, size, _ = images.shape
-    area = 0.08 + 0.92 * torch.rand(n * count, generator=generator)
-    sides = (area.sqrt() * size).round().clamp(1, size).long()
-    tops = (torch.rand(n * count, generator=generator) * (size - sides + 1)).long()
-    lefts = (torch.rand(n * count, generator=generator) * (size - sides + 1)).long()
     crops = []
-    for k, (side, top, left) in enumerate(zip(sides.tolist(), tops.tolist(), lefts.tolist())):
-        crop = images[k // count, :, top:top + side, left:left + side].float().unsqueeze(0)
-        crops.append(F.interpolate(crop, size=(out_size, out_size), mode="bilinear", antialias=True,
-                                   align_corners=False))
+    for image in images:
+        height, width = image.shape[-2:]
+        shorter = min(height, width)
+        sides = ((0.08 + 0.92 * torch.rand(count, tries, generator=generator)) * height * width).sqrt().round()
+        fits = (sides >= 1) & (sides <= shorter)
+        side = torch.where(fits.any(1), sides.gather(1, fits.to(torch.uint8).argmax(1, keepdim=True))[:, 0],
+                           float(shorter))
+        position = torch.rand(2, count, generator=generator)
+        tops = torch.where(fits.any(1), (position[0] * (height - side + 1)).floor(), (height - side) // 2)
+        lefts = torch.where(fits.any(1), (position[1] * (width - side + 1)).floor(), (width - side) // 2)
+        for side_k, top, left in zip(side.long().tolist(), tops.long().tolist(), lefts.long().tolist()):
+            crop = image[:, top:top + side_k, left:left + side_k].float().unsqueeze(0)
+            crops.append(F.interpolate(crop, size=(out_size, out_size), mode="bilinear", antialias=True,
+                                       align_corners=False))
     return torch.cat(crops)
 
 
@@ -93,7 +101,7 @@ class RDED(TeacherMethod):
             raise UsageError(f"RDED needs at least IPC*factor^2 = {ipc * factor ** 2} source images per class; "
                              f"raise --option mipc (now {len(pick)} available)")
         cell = size // factor
-        crops = random_square_crops(ctx.train.load(pick), self.options.num_crop, cell, generator)
+        crops = random_square_crops(ctx.train.originals(pick), self.options.num_crop, cell, generator)
         scores = self.score(crops / 255, label, size, ctx.device).view(len(pick), self.options.num_crop)
         check_finite(scores, f"teacher scores of class {label}'s crops", "check the teacher checkpoint")
         best_score, best_crop = scores.min(1)

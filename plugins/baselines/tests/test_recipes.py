@@ -65,3 +65,24 @@ def test_sre2l_matches_batchnorm2d_statistics_only_as_the_official_hooks_do():
     features = model[0](x)
     expected = (features.mean((0, 2, 3)) - 0).norm() + (features.var((0, 2, 3), unbiased=False) - 1).norm()
     assert hooks.layers == [model[1]] and torch.allclose(hooks.loss(10.0), 10 * expected)
+
+
+def test_rded_crops_the_originals_as_random_resized_crop_with_ratio_one(monkeypatch):
+    import torch
+    from torchvision.transforms import RandomResizedCrop
+
+    from distillbench_baselines.rded import random_square_crops
+    image = torch.arange(3 * 30 * 50, dtype=torch.float32).view(3, 30, 50).to(torch.uint8)
+    crops = random_square_crops([image, image[:, :, :30]], 4, 8, torch.Generator().manual_seed(0))
+    assert crops.shape == (8, 3, 8, 8)
+    torch.manual_seed(0)
+    theirs = torch.tensor([RandomResizedCrop.get_params(image, [0.08, 1.0], [1.0, 1.0])[2] for _ in range(4000)])
+    sides, resize = [], torch.nn.functional.interpolate
+    monkeypatch.setattr(torch.nn.functional, "interpolate", lambda crop, **kw: sides.append(crop.shape[-1]) or
+                        resize(crop, **kw))
+    random_square_crops([image], 4000, 8, torch.Generator().manual_seed(1))
+    ours = torch.tensor(sides)
+    assert ours.max() <= 30 and ours.min() >= 1
+    values = torch.cat([theirs, ours]).unique()
+    cdf_theirs, cdf_ours = ((v[:, None] <= values).float().mean(0) for v in (theirs, ours))
+    assert (cdf_theirs - cdf_ours).abs().max() < 0.04  # KS of the side lengths (5% critical value: 0.030)

@@ -235,9 +235,10 @@ class D3HR(Distiller):
         alphas = backbone.alphas_cumprod[self.inversion_path].tolist()
         guidance = opts.guidance if opts.invert_guided else 1.0
         moments = Moments(int(torch.tensor(backbone.latent_shape).prod()))
-        for batch in ctx.progress(index.split(opts.batch_size), desc=f"mapping class {label}"):
-            z0 = backbone.encode(self.source.load(batch), generator, opts.encode)
-            labels = torch.full((len(batch),), label, device=ctx.device, dtype=torch.long)
+        batches = self.source.batches(index, opts.batch_size)
+        for images in ctx.progress(batches, desc=f"mapping class {label}", total=-(-len(index) // opts.batch_size)):
+            z0 = backbone.encode(images, generator, opts.encode)
+            labels = torch.full((len(images),), label, device=ctx.device, dtype=torch.long)
             if opts.mapping == "ddim":
                 zt = invert(guided(backbone.eps, labels, backbone.null_label, guidance), z0, self.inversion_path, alphas)
             else:

@@ -13,7 +13,7 @@ from distillbench.api import (Trial, UsageError, atomic, derive_seed, load_ensem
                               resolve_teachers)
 from distillbench_eval import fkd
 from distillbench_eval.protocols import for_dataset, resolve, resolve_for
-from distillbench_eval.training import Checkpoint, train_model
+from distillbench_eval.training import TEST_IN_MEMORY, Checkpoint, train_model
 
 
 @torch.inference_mode()
@@ -65,8 +65,7 @@ class Session:
         self.protocol = resolve(request.protocol, request.overrides)
         self.images, self.labels = distilled.load()
         self.ipc = distilled.manifest["ipc"]
-        self.test_split = request.load("test").test_view()
-        self.test = (self.test_split.load(torch.arange(len(self.test_split))), self.test_split.targets)
+        self.test_split = request.load("test").test_view().resident(TEST_IN_MEMORY)
         self.num_classes = self.test_split.num_classes
         self.normalize = normalizer(request.spec, self.protocol.settings.normalization, request.device)
         self.checksum, self.test_fingerprint = distilled.checksum(), self.test_split.fingerprint()
@@ -108,7 +107,7 @@ class Session:
         if student.teacher is not None:
             student.teacher.train(settings.teacher_train_mode)
         model = student.model_spec.build(self.num_classes, self.request.spec.image_size)
-        result = train_model(model, (self.images, self.labels), self.test, settings, batch_size=settings.batch_size,
+        result = train_model(model, (self.images, self.labels), self.test_split, settings, batch_size=settings.batch_size,
                              lr=settings.lr, normalize=self.normalize, device=ctx.device, seed=fields["train_seed"],
                              teacher=student.teacher, name=trial.name,
                              stored_probs=student.stored if settings.labels == "stored" else None,

@@ -25,6 +25,9 @@ from distillbench.api import DistillbenchError, atomic, autocast, distributed, p
 from distillbench_eval.augment import draw_mix, mix, resized_crop_params, shift_params, shuffle_patches, warp
 
 
+TEST_IN_MEMORY = 256 * 2**20  # a test split whose decoded images fit is read once; a larger one is streamed
+
+
 def kd_loss(student_logits, teacher_logits, temperature: float):
     """KL(softmax(teacher/T) || softmax(student/T)), batchmean, no T^2 factor (RDED/SRe2L)."""
     return soft_target_loss(student_logits, F.softmax(teacher_logits / temperature, dim=1), temperature)
@@ -62,23 +65,23 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     return 1.0
 
 
-def accuracy(model, images_u8, labels, normalize, device, batch: int = 500) -> float:
-    """Test accuracy on images in the test view (see ``ImageSet.test_view``); under torchrun each rank scores its
-    share of the test set with rank 0's weights and batch-norm statistics."""
+def accuracy(model, test, normalize, device, batch: int = 500) -> float:
+    """Accuracy on ``test``, an image set in the test view (see ``ImageSet.test_view``), streamed in batches;
+    under torchrun each rank scores its share with rank 0's weights and batch-norm statistics."""
     distributed.broadcast_buffers(model)
-    correct = _count_correct(model, distributed.shard(images_u8), distributed.shard(labels), normalize, device, batch)
-    return distributed.all_sum(correct.clone()).item() / len(labels)  # clone: all_sum writes in place
+    correct = _count_correct(model, test, distributed.shard(torch.arange(len(test))), normalize, device, batch)
+    return distributed.all_sum(correct.clone()).item() / len(test)  # clone: all_sum writes in place
 
 
 @torch.inference_mode()
-def _count_correct(model, images_u8, labels, normalize, device, batch: int):
+def _count_correct(model, test, indices, normalize, device, batch: int):
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for start in range(0, len(images_u8), batch):
-        x = images_u8[start:start + batch].to(device).float() / 255
+    for images, labels in zip(test.batches(indices, batch), test.targets[indices].split(batch)):
+        x = images.to(device).float() / 255
         with autocast(device):
             logits = model(normalize(x).contiguous(memory_format=torch.channels_last))
-        correct += (logits.argmax(1) == labels[start:start + batch].to(device)).sum()
+        correct += (logits.argmax(1) == labels.to(device)).sum()
     return correct
 
 
@@ -229,7 +232,7 @@ def batch_loss(logits, batch: Batch, settings, teacher=None, stored_probs=None):
 def train_model(model, train, test, settings, *, batch_size: int, lr: float, normalize, device: str, seed: int,
                 teacher=None, stored_probs=None, replay: Optional[Path] = None, name: str = "model", show_progress: bool = True,
                 checkpoint: Optional[Checkpoint] = None) -> dict:
-    """Train ``model`` on ``train`` = (uint8 images, labels) and report test accuracy.
+    """Train ``model`` on ``train`` = (uint8 images, labels) and report its accuracy on ``test`` (an image set).
 
     Returns the final-epoch accuracy and the best accuracy seen at the periodic evaluations (which
     selects on the test set: flagged in the record).  Under torchrun the model trains with
@@ -275,7 +278,7 @@ def train_model(model, train, test, settings, *, batch_size: int, lr: float, nor
         check_loss(total.item(), name, epoch)
         last = epoch == epochs - 1
         if settings.evaluates_after(epoch):
-            evaluations[epoch + 1] = accuracy(model, *test, normalize, device)
+            evaluations[epoch + 1] = accuracy(model, test, normalize, device)
         bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{total.item() / per_epoch:.3f}",
                         **({"acc": f"{evaluations[max(evaluations)]:.3f}"} if evaluations else {}))
         if checkpoint and checkpoint.save_due(last):
@@ -325,9 +328,8 @@ def train_teacher(spec, model_spec, train, test, protocol, seed: int, device: st
     settings = protocol.settings
     inputs = {"protocol": protocol.resolved(), "seed": seed, "train_fingerprint": train.fingerprint()}
     checkpoint = Checkpoint(path.with_name(f"{path.stem}-{json_digest(inputs)[:16]}.checkpoint.pt"))
-    test = test.test_view()
     result = train_model(model, (train.load(torch.arange(len(train))), train.targets),
-                         (test.load(torch.arange(len(test))), test.targets), settings,
+                         test.test_view().resident(TEST_IN_MEMORY), settings,
                          batch_size=settings.batch_size, lr=settings.lr,
                          normalize=normalizer(spec, settings.normalization, device), device=device, seed=seed,
                          name=f"teacher {model_spec.name}", checkpoint=checkpoint)

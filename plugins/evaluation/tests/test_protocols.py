@@ -4,6 +4,7 @@ scored, RDED's second forward)."""
 import pytest
 import torch
 
+from distillbench.datasets import TensorImageSet
 from distillbench.plugins import registry
 from distillbench_eval.augment import shuffle_patches
 from distillbench_eval.protocols import PROTOCOLS, resolve_for
@@ -133,7 +134,8 @@ def test_rded_moves_batch_norm_statistics_twice_per_step():
     for twice in (False, True):
         torch.manual_seed(0)
         model = registry("model").get("conv3").build(10, 32)
-        train_model(model, (images, labels), (images, labels), replace(settings, extra_train_forward=twice),
+        train_model(model, (images, labels), TensorImageSet(images, labels, range(10)),
+                    replace(settings, extra_train_forward=twice),
                     batch_size=20, lr=1e-3, normalize=Normalizer([0.5] * 3, [0.5] * 3, "cpu"), device="cpu", seed=0,
                     show_progress=False)
         bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))

@@ -5,6 +5,7 @@ import signal
 import pytest
 import torch
 
+from distillbench.datasets import TensorImageSet
 from distillbench.plugins import registry
 from distillbench.store import Store
 from distillbench.teachers import Normalizer
@@ -24,7 +25,8 @@ def train_conv3(checkpoint=None):
     settings = Settings(epochs=6, eval_every=2, eval_after=0)
     torch.manual_seed(2)
     student = conv3.build(4, 16)
-    result = training.train_model(student, (images, labels), (images, labels), settings, batch_size=16, lr=1e-3,
+    result = training.train_model(student, (images, labels), TensorImageSet(images, labels, range(4)), settings,
+                                  batch_size=16, lr=1e-3,
                                   normalize=Normalizer([0.5] * 3, [0.5] * 3, "cpu"), device="cpu", seed=3,
                                   teacher=teacher, show_progress=False, checkpoint=checkpoint)
     return student, result
