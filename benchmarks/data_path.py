@@ -3,9 +3,9 @@
 Builds, seeded, DATA/imagenet/val/<class>/*.JPEG (train/ a link to it): 100 classes x 40 images at 500 x 375 (1x), and a folder four
 times as large (4x), then measures in the same run:
 
-1. images/s of distillbench's pipeline (``FileImageSet.batches`` on N threads) against torchvision's
+1. images/s of distillbench's pipeline (``FileImageSet.batches``, N decoding processes) against torchvision's
    ``ImageFolder`` + ``DataLoader(num_workers=N)``, both decoding, resizing the shorter side to 224 and
-   centre-cropping 224, with the same N.  Goal: ratio >= 1.0.
+   centre-cropping 224, with the same N; the better of two interleaved passes of each.  Goal: ratio >= 1.0.
 2. The peak resident memory of a fresh process that runs an evaluation's test pass (the ``students``
    evaluator's ``accuracy``, through the test view and the in-memory limit) over the 1x and the 4x folder.
    Goal: the 4x peak within 10% of the 1x peak (nothing holds the split).
@@ -14,6 +14,7 @@ times as large (4x), then measures in the same run:
 """
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -107,7 +108,11 @@ def main():
               f"at 500 x 375 under {base}", file=sys.stderr)
         small = build_folder(base / "1x", args.classes, args.per_class)
         large = build_folder(base / "4x", args.classes, 4 * args.per_class, seed=1)
-        rates = {"ours": ours(small, args.workers), "imagefolder_dataloader": reference(small, args.workers)}
+        os.sync()  # the new files' write-back would otherwise slow whichever side is measured first
+        rates = {"ours": 0.0, "imagefolder_dataloader": 0.0}
+        for _ in range(2):  # interleaved, the better of two passes each
+            rates["ours"] = max(rates["ours"], ours(small, args.workers))
+            rates["imagefolder_dataloader"] = max(rates["imagefolder_dataloader"], reference(small, args.workers))
         peaks = {"1x": peak_of_evaluation(small, args.workers), "4x": peak_of_evaluation(large, args.workers)}
     result = {"workers": args.workers, "images_per_s": rates, "ratio": rates["ours"] / rates["imagefolder_dataloader"],
               "evaluation": peaks, "peak_4x_over_1x": peaks["4x"]["peak_rss_mib"] / peaks["1x"]["peak_rss_mib"]}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from distillbench.errors import UsageError
-from distillbench.images import available_cores, chunked, ordered_map
+from distillbench.images import available_cores, chunked, ordered_map, parallel_map, rebatched
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,9 @@ class TensorImageSet(ImageSet):
         return "sha256:" + digest.hexdigest()
 
 
+DECODED_TOGETHER = 64  # images a decoding worker stacks per task; larger batches are joined from these
+
+
 class FileImageSet(ImageSet):
     """Images read from files on demand (ImageFolder, Tiny-ImageNet, ImageNet), decoded by ``workers`` threads
     (:mod:`distillbench.images`)."""
@@ -191,13 +194,19 @@ class FileImageSet(ImageSet):
     def read(self, index: int):
         return read_image(self.paths[index], self.image_size, self.resize)
 
+    def original(self, index: int):
+        return decode(self.paths[index])
+
+    def readable(self, index: int) -> tuple:
+        return index, _decodes(self.paths[index])
+
     def load(self, indices):
         import torch
         return torch.cat(list(self.batches(indices, batch_size=max(1, len(indices)))))
 
     def originals(self, indices) -> list:
         import torch
-        return list(ordered_map(lambda i: decode(self.paths[i]), torch.as_tensor(indices).tolist(), self.workers))
+        return list(parallel_map(self.original, torch.as_tensor(indices).tolist(), self.workers))
 
     def batches(self, indices=None, batch_size: int = 256):
         import torch
@@ -205,8 +214,8 @@ class FileImageSet(ImageSet):
         if self.jpeg_device is not None:
             yield from self._batches_decoding_jpeg(order, batch_size)
             return
-        for chunk in chunked(ordered_map(self.read, order, self.workers), batch_size):
-            yield torch.stack(chunk)
+        pieces = parallel_map(self.read, order, self.workers, batch_size=min(batch_size, DECODED_TOGETHER))
+        yield from pieces if batch_size <= DECODED_TOGETHER else rebatched(pieces, batch_size)
 
     def _batches_decoding_jpeg(self, order, batch_size: int):
         """Files read on the threads, JPEGs decoded a batch at a time by torchvision on ``jpeg_device`` (nvjpeg on
@@ -265,7 +274,7 @@ class FileImageSet(ImageSet):
 
         from distillbench import distributed
         mine = distributed.shard(list(range(len(self.paths))))
-        checked = tqdm(ordered_map(lambda i: (i, _decodes(self.paths[i])), mine, self.workers), total=len(mine),
+        checked = tqdm(parallel_map(self.readable, mine, self.workers), total=len(mine),
                        desc="checking images", leave=False, dynamic_ncols=True, disable=not distributed.is_main())
         verdicts = dict(pair for share in distributed.all_gather(list(checked)) for pair in share)
         bad = [str(p) for i, p in enumerate(self.paths) if not verdicts[i]]
