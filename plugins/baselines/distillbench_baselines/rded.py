@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from distillbench.api import UsageError, check_finite, option
-from distillbench_baselines.teacher import TeacherMethod
+from distillbench_baselines.teacher import TeacherMethod, default_teacher_arch
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,7 @@ class RDED(TeacherMethod):
     def recipe(self, spec) -> dict:
         """``scripts/*.sh``: factor 1 and observer conv3 (CIFAR), conv4 (Tiny-ImageNet); factor 2 and ResNet-18
         on ImageNet; mipc 300 and 5 crops everywhere (the option defaults)."""
-        size = spec.image_size
-        return {"factor": 1 if size <= 64 else 2,
-                "teacher_arch": "conv3" if size <= 32 else "conv4" if size <= 64 else "resnet18"}
+        return {"factor": 1 if spec.image_size <= 64 else 2, "teacher_arch": default_teacher_arch(spec)}
 
     def distill_unit(self, unit, ctx):
         import torch

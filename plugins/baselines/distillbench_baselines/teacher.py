@@ -2,6 +2,13 @@
 from distillbench.api import Distiller
 
 
+def default_teacher_arch(spec) -> str:
+    """RDED's observer per dataset (``scripts/*.sh``): conv3 up to 32 px, conv4 at 64 (Tiny-ImageNet), else
+    ResNet-18."""
+    size = spec.image_size
+    return "conv3" if size <= 32 else "conv4" if size <= 64 else "resnet18"
+
+
 class TeacherMethod(Distiller):
     """A Distiller whose options carry ``teacher``, ``teacher_arch`` and ``normalization``."""
 

@@ -1,4 +1,5 @@
-"""SRe2L, RDED and D4M honour the method contract, on a teacher and a backbone trained for digits in seconds."""
+"""SRe2L, RDED, D4M and the coresets honour the method contract, on a teacher and a backbone trained for digits in
+seconds."""
 from distillbench.testing import TINY_BACKBONE, TINY_TEACHER, MethodContract
 
 
@@ -15,3 +16,14 @@ class TestRDEDContract(MethodContract):
 class TestD4MContract(MethodContract):
     method = "d4m"
     prepare = (TINY_BACKBONE,)
+
+
+class TestHerdingContract(MethodContract):
+    method = "herding"
+    prepare = (TINY_TEACHER,)
+    draws = False
+
+
+class TestKCenterContract(MethodContract):
+    method = "kcenter"
+    prepare = (TINY_TEACHER,)

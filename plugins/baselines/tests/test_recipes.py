@@ -86,3 +86,35 @@ def test_rded_crops_the_originals_as_random_resized_crop_with_ratio_one(monkeypa
     values = torch.cat([theirs, ours]).unique()
     cdf_theirs, cdf_ours = ((v[:, None] <= values).float().mean(0) for v in (theirs, ours))
     assert (cdf_theirs - cdf_ours).abs().max() < 0.04  # KS of the side lengths (5% critical value: 0.030)
+
+
+def test_herdings_running_mean_tracks_the_class_mean_better_than_random_subsets():
+    import torch
+
+    from distillbench_baselines.coreset import herding_order
+    features = torch.randn(300, 16, generator=torch.Generator().manual_seed(0)).double() * torch.linspace(0.2, 3, 16)
+    target, chosen = features.mean(0), herding_order(features, 20)
+    assert len(set(chosen)) == 20
+    for k in (1, 5, 10, 20):
+        herded = (features[chosen[:k]].mean(0) - target).norm()
+        randoms = [(features[torch.randperm(300, generator=torch.Generator().manual_seed(s))[:k]].mean(0) - target)
+                   .norm() for s in range(50)]
+        assert herded < min(randoms)
+
+
+def test_k_centers_covering_radius_is_below_random_subsets():
+    import torch
+
+    from distillbench_baselines.coreset import k_center_order
+    features = torch.randn(300, 4, generator=torch.Generator().manual_seed(1)).double()
+
+    def radius(rows):
+        return torch.cdist(features, features[rows]).min(1).values.max()
+    for k in (5, 20, 40):  # below the typical random subset's radius; from k = 20 below the best of 50
+        chosen = k_center_order(features, k, torch.Generator().manual_seed(0))
+        assert len(set(chosen)) == k
+        randoms = torch.stack([radius(torch.randperm(300, generator=torch.Generator().manual_seed(s))[:k])
+                               for s in range(50)])
+        assert radius(chosen) < (randoms.min() if k >= 20 else randoms.median())
+    assert k_center_order(features, 5, torch.Generator().manual_seed(0)) != \
+        k_center_order(features, 5, torch.Generator().manual_seed(1))
