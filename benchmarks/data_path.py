@@ -1,7 +1,7 @@
 """The streaming image pipeline of file-backed datasets (issue 18), on a synthetic ImageNet-shaped JPEG folder.
 
-Builds, seeded, DATA/imagenet/val/<class>/*.JPEG (train/ a link to it): 100 classes x 40 images at 500 x 375 (1x), and a folder four
-times as large (4x), then measures in the same run:
+Builds, seeded, DATA/imagenet/val/<class>/*.JPEG (train/ a link to it): 100 classes x 40 images at 500 x 375
+(1x), and a folder four times as large (4x), then measures in the same run:
 
 1. images/s of distillbench's pipeline (``FileImageSet.batches``, N decoding processes) against torchvision's
    ``ImageFolder`` + ``DataLoader(num_workers=N)``, both decoding, resizing the shorter side to 224 and

@@ -26,7 +26,8 @@ from distillbench.api import Distiller, UsageError, check_finite, derive_seed, o
 class Options:
     generator: str = option("dit", "dit: D3HR's class-conditional DiT, a substitute; or D4M's own, a Stable "
                                    "Diffusion pipeline: Hub id (stable-diffusion-v1-5/stable-diffusion-v1-5) or folder")
-    backbone: Optional[str] = option(None, "dit: diffusers DiT pipeline folder; default: D3HR's backbone of the dataset")
+    backbone: Optional[str] = option(None, "dit: diffusers DiT pipeline folder; default: D3HR's backbone of the "
+                                           "dataset")
     strength: float = option(0.7, "img2img strength: the fraction of the schedule noised and denoised")
     guidance: Optional[float] = option(None, "classifier-free guidance scale; default 8 with Stable Diffusion "
                                              "(D4M's), 4 with the DiT")

@@ -2,8 +2,9 @@
 
 Facts from LINs-lab/RDED@3f6453d (``synthesize/main.py`` ``init_images``, ``synthesize/utils.py``): per class,
 take ``mipc`` random real images; cut ``num_crop`` random square crops from each original file, at its full
-resolution (RandomResizedCrop to side ``size // factor``, area scale (0.08, 1), ratio 1); score every crop by the teacher's cross-entropy on
-the class after zero-padding it, centred, to full size in normalised space (lower = more realistic); keep
+resolution (RandomResizedCrop to side ``size // factor``, area scale (0.08, 1), ratio 1); score every crop by the
+teacher's cross-entropy on the class after zero-padding it, centred, to full size in normalised space (lower =
+more realistic); keep
 each image's best crop, sort images by it, keep the best ``IPC * factor^2``; stitch factor x factor of them
 into each image, cell k of image i holding selected crop k * IPC + i (nearest resize).  The scripts use
 mipc 300 and num_crop 5, factor 1 for 32-64 px data and 2 for ImageNet-scale data.

@@ -50,7 +50,7 @@ class Settings:
     eval_every: int = 10
     eval_after: float = 0.8  # periodic evaluations only after epoch (0-based) > this fraction of the epochs (RDED)
     eval_last: Optional[int] = None  # instead: only after epoch > epochs - eval_last (D3HR: the last 9 epochs)
-    report: Optional[Literal["final", "best"]] = "final"  # the accuracy the source reports: the last epoch's, or the best
+    report: Optional[Literal["final", "best"]] = "final"  # what the source reports: the last epoch's, or the best
     extra_train_forward: bool = False  # RDED's second student forward per step (train mode, no grad): BN moves twice
     normalization: Literal["dataset", "imagenet"] = "dataset"
     teacher_arch: Optional[str] = None  # None: same architecture as the student

@@ -107,8 +107,9 @@ class Session:
         if student.teacher is not None:
             student.teacher.train(settings.teacher_train_mode)
         model = student.model_spec.build(self.num_classes, self.request.spec.image_size)
-        result = train_model(model, (self.images, self.labels), self.test_split, settings, batch_size=settings.batch_size,
-                             lr=settings.lr, normalize=self.normalize, device=ctx.device, seed=fields["train_seed"],
+        result = train_model(model, (self.images, self.labels), self.test_split, settings,
+                             batch_size=settings.batch_size, lr=settings.lr, normalize=self.normalize,
+                             device=ctx.device, seed=fields["train_seed"],
                              teacher=student.teacher, name=trial.name,
                              stored_probs=student.stored if settings.labels == "stored" else None,
                              replay=student.stored if settings.labels == "fkd" else None,

@@ -230,8 +230,8 @@ def batch_loss(logits, batch: Batch, settings, teacher=None, stored_probs=None):
 
 
 def train_model(model, train, test, settings, *, batch_size: int, lr: float, normalize, device: str, seed: int,
-                teacher=None, stored_probs=None, replay: Optional[Path] = None, name: str = "model", show_progress: bool = True,
-                checkpoint: Optional[Checkpoint] = None) -> dict:
+                teacher=None, stored_probs=None, replay: Optional[Path] = None, name: str = "model",
+                show_progress: bool = True, checkpoint: Optional[Checkpoint] = None) -> dict:
     """Train ``model`` on ``train`` = (uint8 images, labels) and report its accuracy on ``test`` (an image set).
 
     Returns the final-epoch accuracy and the best accuracy seen at the periodic evaluations (which
