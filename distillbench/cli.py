@@ -64,7 +64,7 @@ def data_options(f):
         return f(*args, data=DataSource(data_dir, download, skip_bad_images, workers), **kwargs)
 
     with_data = click.option("--workers", type=click.IntRange(min=1), default=None,
-                             help="Threads decoding image files (default: the cores available to the "
+                             help="Processes decoding image files (default: the cores available to the "
                                   "process).")(with_data)
     with_data = click.option("--skip-bad-images", is_flag=True,
                              help="Leave out image files that cannot be decoded (counted in the manifest) "

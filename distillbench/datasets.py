@@ -41,13 +41,15 @@ class DataSource:
     data_dir: Optional[Path] = None
     download: bool = False
     skip_bad_images: bool = False
-    workers: Optional[int] = None  # threads decoding image files; None: the cores available
+    workers: Optional[int] = None  # processes decoding image files; None: the cores available
 
     def load(self, spec: DatasetSpec, split: str, device: str = "cpu") -> "ImageSet":
         """The split's images; on a CUDA ``device`` its JPEG files are decoded there.  With ``skip_bad_images``,
         files that cannot be decoded are left out (and listed in the set's ``skipped``) instead of stopping the
         run when they are reached."""
-        images = spec.load(split, self.data_dir, self.download).with_workers(self.workers or available_cores())
+        images = spec.load(split, self.data_dir, self.download)
+        if self.workers:
+            images = images.with_workers(self.workers)
         if device.startswith("cuda"):
             images = images.decoding_jpeg_on(device)
         return images.without_unreadable() if self.skip_bad_images else images
@@ -93,11 +95,11 @@ class ImageSet:
         for chunk in indices.split(batch_size):
             yield self.load(chunk)
 
-    jpeg_device = None  # where a file-backed set's JPEGs are decoded (None: PIL on the CPU threads)
+    jpeg_device = None  # where a file-backed set's JPEGs are decoded in batches (None: in the worker processes)
     decoder = "in memory"  # how the images are read, for the manifest
 
     def with_workers(self, workers: int) -> "ImageSet":
-        """This set, its files decoded by ``workers`` threads (in-memory sets have none to decode)."""
+        """This set, its files decoded by ``workers`` processes (in-memory sets have none to decode)."""
         return self
 
     def decoding_jpeg_on(self, device: str) -> "ImageSet":
@@ -165,7 +167,7 @@ DECODED_TOGETHER = 64  # images a decoding worker stacks per task; larger batche
 
 
 class FileImageSet(ImageSet):
-    """Images read from files on demand (ImageFolder, Tiny-ImageNet, ImageNet), decoded by ``workers`` threads
+    """Images read from files on demand (ImageFolder, Tiny-ImageNet, ImageNet), decoded by ``workers`` processes
     (:mod:`distillbench.images`)."""
 
     def __init__(self, paths, targets, class_names, image_size: int, root: Path, skipped=(), resize=None,
@@ -180,7 +182,7 @@ class FileImageSet(ImageSet):
 
     @property
     def decoder(self) -> str:
-        where = f"batched on {self.jpeg_device}" if self.jpeg_device else "on the CPU threads"
+        where = f"batched on {self.jpeg_device}" if self.jpeg_device else "in worker processes"
         return f"JPEG by torchvision ({where}), other formats by PIL"
 
     def _view(self, **changes) -> "FileImageSet":
@@ -197,12 +199,12 @@ class FileImageSet(ImageSet):
     def original(self, index: int):
         return decode(self.paths[index])
 
-    def readable(self, index: int) -> tuple:
-        return index, _decodes(self.paths[index])
+    def readable(self, index: int) -> bool:
+        return _decodes(self.paths[index])
 
     def load(self, indices):
         import torch
-        return torch.cat(list(self.batches(indices, batch_size=max(1, len(indices)))))
+        return torch.cat(list(self.batches(indices, batch_size=DECODED_TOGETHER)))  # one copy, no re-batching
 
     def originals(self, indices) -> list:
         import torch
@@ -243,7 +245,7 @@ class FileImageSet(ImageSet):
         import torch
         if len(self) * 3 * self.image_size ** 2 > limit_bytes:
             return self
-        held = TensorImageSet(torch.cat(list(self.batches())), self.targets, self.class_names)
+        held = TensorImageSet(self.load(torch.arange(len(self))), self.targets, self.class_names)
         held._fingerprint = self.fingerprint()  # the same images: the identity of results stays the listing's
         held.skipped = self.skipped
         return held
@@ -276,7 +278,7 @@ class FileImageSet(ImageSet):
         mine = distributed.shard(list(range(len(self.paths))))
         checked = tqdm(parallel_map(self.readable, mine, self.workers), total=len(mine),
                        desc="checking images", leave=False, dynamic_ncols=True, disable=not distributed.is_main())
-        verdicts = dict(pair for share in distributed.all_gather(list(checked)) for pair in share)
+        verdicts = dict(pair for share in distributed.all_gather(list(zip(mine, checked))) for pair in share)
         bad = [str(p) for i, p in enumerate(self.paths) if not verdicts[i]]
         if bad and distributed.is_main():
             print(f"Warning: skipped {len(bad)} unreadable image(s) of {len(self.paths)}, e.g. {bad[0]}",

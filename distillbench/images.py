@@ -65,13 +65,13 @@ def _stacked(samples):
     return (True, failures[0]) if failures else (False, default_collate([value for _, value in samples]))
 
 
-def ordered_map(fn, items, workers: int, ahead: int = 0):
-    """``fn`` over ``items`` on ``workers`` threads, yielded in order; at most ``ahead`` (default 4 per worker)
-    results wait for the consumer.  For work that releases the GIL (reading files)."""
+def ordered_map(fn, items, workers: int):
+    """``fn`` over ``items`` on ``workers`` threads, yielded in order; at most 4 per worker wait for the consumer.
+    For work that releases the GIL (reading files)."""
     if workers <= 1:
         yield from map(fn, items)
         return
-    ahead = ahead or 4 * workers
+    ahead = 4 * workers
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="distillbench-read") as pool:
         pending = deque()
         for item in items:

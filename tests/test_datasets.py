@@ -204,7 +204,7 @@ def _folder_of(tmp_path, sizes):
     return FileImageSet(paths, [k % 2 for k in range(len(paths))], ["a", "b"], 16, tmp_path)
 
 
-def test_files_decode_on_threads_in_order_streamed_or_held(tmp_path):
+def test_files_decode_in_worker_processes_in_order_streamed_or_held(tmp_path):
     files = _folder_of(tmp_path, [(40 + k, 30 + 2 * k) for k in range(9)])
     order = torch.tensor([8, 0, 3, 3, 5])
     serial = files.with_workers(1).load(order)
@@ -229,7 +229,7 @@ def test_jpegs_decode_by_torchvision_to_pils_pixels_alone_or_in_batches(tmp_path
                           for p in files.paths])
     batched = files.decoding_jpeg_on("cpu")
     assert torch.equal(files.load(torch.arange(3)), by_pil) and torch.equal(batched.load(torch.arange(3)), by_pil)
-    assert "on the CPU threads" in files.decoder and "batched on cpu" in batched.decoder
+    assert "in worker processes" in files.decoder and "batched on cpu" in batched.decoder
     (tmp_path / "1.jpg").write_bytes((tmp_path / "1.jpg").read_bytes()[:200])
     for reader in (files, batched):
         with pytest.raises(UsageError, match="1.jpg"):

@@ -74,8 +74,9 @@ class StableDiffusion:
     def encode(self, images_u8, generator):
         """uint8 images -> scaled latents, resized to ``resolution`` first (D4M's ``Resize((512, 512))``)."""
         x = images_u8.to(self.device).float() / 127.5 - 1
-        x = F.interpolate(x, size=(self.options.resolution,) * 2, mode="bilinear", antialias=True,
-                          align_corners=False)
+        if x.shape[-1] != self.options.resolution:  # in-memory sets; file sets arrive at it (``source``)
+            x = F.interpolate(x, size=(self.options.resolution,) * 2, mode="bilinear", antialias=True,
+                              align_corners=False)
         with torch.inference_mode(), autocast(self.device, self.options.amp):
             dist = self.pipe.vae.encode(x).latent_dist
             z = dist.sample(generator=generator) if self.options.encode == "sample" else dist.mean

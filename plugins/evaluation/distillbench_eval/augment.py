@@ -92,10 +92,10 @@ def draw_mix(kind: str, n: int, size: int, generator, rng, alpha: float):
         lam = rng.betavariate(alpha, alpha)
         return torch.randperm(n, device=device, generator=generator), lam, None
     cut = math.sqrt(1 - rng.betavariate(alpha, alpha))
-    cw, ch = int(size * cut), int(size * cut)
+    half = int(size * cut) // 2  # the box's side is int(size * cut), before clipping to the image
     cx, cy = rng.randrange(size), rng.randrange(size)
-    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, size)
-    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, size)
+    x0, x1 = max(cx - half, 0), min(cx + half, size)
+    y0, y1 = max(cy - half, 0), min(cy + half, size)
     perm = torch.randperm(n, device=device, generator=generator)
     return perm, 1 - (x1 - x0) * (y1 - y0) / size ** 2, (x0, y0, x1, y1)
 
