@@ -1,10 +1,20 @@
-"""SRe2L, RDED, D4M and the coresets honour the method contract, on a teacher and a backbone trained for digits in
+"""The SRe2L family, RDED, D4M and the coresets honour the method contract, on a teacher and a backbone trained for digits in
 seconds."""
 from distillbench.testing import TINY_BACKBONE, TINY_TEACHER, MethodContract
 
 
 class TestSRe2LContract(MethodContract):
     method = "sre2l"
+    prepare = (TINY_TEACHER,)
+
+
+class TestCDAContract(MethodContract):
+    method = "cda"
+    prepare = (TINY_TEACHER,)
+
+
+class TestDWAContract(MethodContract):
+    method = "dwa"
     prepare = (TINY_TEACHER,)
 
 

@@ -44,19 +44,20 @@ def test_the_manifest_records_the_resolved_options_and_which_came_from_the_recip
 
 
 def test_tinys_roll_goes_both_ways():
+    from distillbench_baselines.recovery import augment
     x = torch.zeros(1, 3, 8, 8)
     x[..., 0, 0] = 1
     shifts = set()
     generator = torch.Generator().manual_seed(0)
     for _ in range(200):
-        rolled = SRe2L.augment(x, 8, 4, True, generator)
+        rolled = augment(x, 8, 4, True, generator)
         shifts.add(tuple(int(i) for i in torch.nonzero(rolled[0, 0])[0]))
     assert {0, 4, 5, 7}.issubset({row for row, _ in shifts})  # rows 5..7 are rolls of -3..-1
 
 
 def test_sre2l_matches_batchnorm2d_statistics_only_as_the_official_hooks_do():
     import torch
-    from distillbench_baselines.sre2l import BNStatistics
+    from distillbench_baselines.recovery import BNStatistics
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
                                 torch.nn.Linear(4 * 6 * 6, 5), torch.nn.BatchNorm1d(5)).eval()
     hooks = BNStatistics(model)
