@@ -18,7 +18,7 @@ import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset
 
 from distillbench.plugins import registry
-from distillbench_eval.augment import draw_mix, mix
+from distillbench.augment import draw_mix, mix
 from distillbench_eval.protocols import Settings, batch_size
 from distillbench.accel import precision, timed
 from distillbench.datasets import TensorImageSet

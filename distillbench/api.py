@@ -30,6 +30,8 @@ from distillbench.run import RunConfig
 from distillbench.seeds import derive_seed
 
 _LAZY = {  # name -> module, imported on first use (they need torch)
+    **dict.fromkeys(("draw_mix", "mix", "resized_crop_params", "shift_params", "shuffle_patches", "warp"),
+                    "distillbench.augment"),
     **dict.fromkeys(("Ensemble", "Normalizer", "NORMALIZATIONS", "cached_teacher_path", "load_ensemble",
                      "load_teacher", "normalizer", "resolve_teachers", "save_teacher"), "distillbench.teachers"),
     **dict.fromkeys(("Backbone", "BACKBONE_FIX", "cached_backbone_dir", "find_backbone", "pipeline_folder",

@@ -92,14 +92,10 @@ def load_teacher(path: Path, arch_hint, spec, num_classes: int):
 
 def resolve_teachers(teacher_args, default_arch: str, spec, num_classes: int, cache_dir: Path):
     """Teachers from ``--teacher`` arguments (``[ARCH=]PATH``, or published weights ``torchvision:NAME``,
-    ``timm:NAME``; see :mod:`distillbench.published`), or the cached one for (dataset, arch)."""
+    ``timm:NAME``; see :mod:`distillbench.published`), or the cached ones for (dataset, arch) of each arch in
+    ``default_arch`` (comma-separated)."""
     if not teacher_args:
-        path = cached_teacher_path(cache_dir, spec.name, default_arch)
-        if not path.is_file():
-            raise UsageError(f"no {default_arch} teacher for '{spec.name}' in {path.parent}; make one with "
-                             f"`distillbench train-teacher --dataset {spec.name} --arch {default_arch}` "
-                             "or pass --teacher ARCH=PATH")
-        return [load_teacher(path, default_arch, spec, num_classes)]
+        return [cached_teacher(cache_dir, spec, arch, num_classes) for arch in default_arch.split(",")]
     loaded = []
     for arg in teacher_args:
         if published.is_published(arg):
@@ -108,6 +104,15 @@ def resolve_teachers(teacher_args, default_arch: str, spec, num_classes: int, ca
         arch, sep, path = arg.partition("=")
         loaded.append(load_teacher(Path(path if sep else arg), arch if sep else None, spec, num_classes))
     return loaded
+
+
+def cached_teacher(cache_dir: Path, spec, arch: str, num_classes: int):
+    path = cached_teacher_path(cache_dir, spec.name, arch)
+    if not path.is_file():
+        raise UsageError(f"no {arch} teacher for '{spec.name}' in {path.parent}; make one with "
+                         f"`distillbench train-teacher --dataset {spec.name} --arch {arch}` "
+                         "or pass --teacher ARCH=PATH")
+    return load_teacher(path, arch, spec, num_classes)
 
 
 def load_ensemble(teacher_args, default_arch: str, spec, num_classes: int, cache_dir: Path, device: str,

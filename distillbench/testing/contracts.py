@@ -45,8 +45,11 @@ class MethodContract(_Contract):
         from distillbench.plugins import registry
         return registry("method").get(self.method)
 
+    def method_options(self) -> dict:
+        return self.method_class().smoke_options if self.options is None else self.options
+
     def run_args(self, root, *extra, seed=0):
-        options = self.method_class().smoke_options if self.options is None else self.options
+        options = self.method_options()
         pairs = [a for key, value in options.items() for a in ("--option", f"{key}={value}")]
         return ["run", "--method", self.method, "--dataset", self.dataset, "--ipc", self.ipc, "--seed", seed,
                 *pairs, *extra, "--root", root]
@@ -110,8 +113,10 @@ class MethodContract(_Contract):
         from distillbench.plugins import registry
         assert self.run(cache, tmp_path / "whole").exit_code == 0
         (reference,) = finished_sets(tmp_path / "whole")
-        train = DataSource().load(registry("dataset").get(self.dataset), "train")
-        units = self.method_class()().units(train.num_classes, self.ipc)
+        spec = registry("dataset").get(self.dataset)
+        train = DataSource().load(spec, "train")
+        method = self.method_class().from_overrides(self.method_options()).for_dataset(spec)
+        units = method.units(train.num_classes, self.ipc)
         done = max(1, len(units) // 2)
         killed = killed_at_call("method", self.method, "distill_unit", done, *self.run_args(tmp_path / "killed"),
                                 env={"DISTILLBENCH_CACHE": str(cache)})

@@ -65,9 +65,10 @@ class CDA(recovery.Recovery):
                 "jitter": 4 if tiny else 32, "roll": "positive",
                 "teacher_arch": "resnet18_modified" if tiny else "resnet18"}
 
-    def crop_scale(self, iteration: int, image_size: int):
+    def crop(self, x, iteration: int, generator):
         opts = self.options
-        return curriculum_min_scale(iteration, opts.iterations, opts.curriculum, opts.milestone), 1.0
+        smallest = curriculum_min_scale(iteration, opts.iterations, opts.curriculum, opts.milestone)
+        return recovery.resized_crop(x, (smallest, 1.0), generator)
 
     def notes(self, ipc: int) -> dict:
         return {"cda": {"deviations": "seeded initialisation and augmentation; PNG output instead of JPEG; below "

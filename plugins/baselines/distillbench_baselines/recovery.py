@@ -9,7 +9,8 @@ and the last iterate is kept, truncated to 8 bits.  What the family's methods ch
 :class:`Recovery`'s hooks, never through a copy of the loop:
 
 - :meth:`Recovery.initial_images`: where a batch starts (EDC: real images);
-- :meth:`Recovery.crop_scale`: RandomResizedCrop's area range at an iteration (CDA: a curriculum);
+- :meth:`Recovery.crop`: the iteration's crop and flip (CDA: a curriculum on the crop's area; G-VBSM: padded
+  crops);
 - :meth:`Recovery.objective`: the loss of a view, built once per batch (G-VBSM, EDC: several teachers and
   more statistics; DWA: a teacher adjusted for the batch).
 """
@@ -22,24 +23,36 @@ from distillbench_baselines.teacher import TeacherMethod
 
 
 @dataclass(frozen=True)
-class Options:
+class Common:
+    """What every method of the family sets: the loop's length and step, the roll, the teachers."""
     iterations: Optional[int] = option(None, "recovery steps per batch; none: the dataset's script")
     lr: Optional[float] = option(None, "Adam learning rate of the images, cosine schedule; none: the dataset's "
                                        "script")
-    r_bn: Optional[float] = option(None, "weight of the BatchNorm-statistics loss; none: the dataset's script")
-    first_bn_multiplier: float = option(10.0, "extra weight of the first BatchNorm layer")
-    jitter: Optional[int] = option(None, "random roll in pixels; none: 4 up to 64 px, 32 beyond")
+    jitter: Optional[int] = option(None, "random roll in pixels; none: the dataset's script")
     roll: Optional[Literal["positive", "symmetric"]] = option(None, "roll offsets in [0, jitter], or [-jitter, "
                                                                     "jitter]; none: the dataset's script")
-    classes_per_batch: int = option(100, "classes recovered together in one batch")
-    teacher: Optional[str] = option(None, "ARCH=PATH of the teacher; default: the cached teacher of teacher_arch")
-    teacher_arch: Optional[str] = option(None, "architecture of the cached teacher (`distillbench train-teacher`); "
-                                               "none: the dataset's script")
-    normalization: Literal["dataset", "imagenet"] = option("dataset", "the teacher's input normalisation")
+    teacher: Optional[str] = option(None, "ARCH=PATH of the teacher (several: comma-separated); default: the "
+                                          "cached teachers of teacher_arch")
+    teacher_arch: Optional[str] = option(None, "architecture of the cached teacher (several: comma-separated; "
+                                               "`distillbench train-teacher`); none: the dataset's script")
+    normalization: Literal["dataset", "imagenet"] = option("dataset", "the teachers' input normalisation")
 
     def __post_init__(self):
-        if (self.iterations is not None and self.iterations < 1) or self.classes_per_batch < 1:
-            raise UsageError("options iterations and classes_per_batch must be at least 1")
+        if self.iterations is not None and self.iterations < 1:
+            raise UsageError("option iterations must be at least 1")
+
+
+@dataclass(frozen=True)
+class Options(Common):
+    """SRe2L's loss and batches: one image per class of a chunk."""
+    r_bn: Optional[float] = option(None, "weight of the BatchNorm-statistics loss; none: the dataset's script")
+    first_bn_multiplier: float = option(10.0, "extra weight of the first BatchNorm layer")
+    classes_per_batch: int = option(100, "classes recovered together in one batch")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.classes_per_batch < 1:
+            raise UsageError("option classes_per_batch must be at least 1")
 
 
 class BNStatistics:
@@ -99,19 +112,33 @@ def cosine_lr(base: float, iteration: int, iterations: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * iteration / iterations)) * base
 
 
-def augment(x, size: int, jitter: int, symmetric: bool, generator, scale=None):
-    """One crop box (RandomResizedCrop with area ``scale``, skipped when None) and flip, then one roll, shared by
-    the whole batch, as the official code draws them."""
+def resized_crop(x, scale, generator):
+    """RandomResizedCrop to the batch's size with area ``scale`` and ratio (3/4, 4/3), then a flip with
+    probability 1/2: one box and one flip for the whole batch, as torchvision draws them on a batch tensor."""
     import torch
     from torchvision.transforms import RandomResizedCrop
-    from torchvision.transforms.functional import resized_crop
-    if scale is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
-            top, left, h, w = RandomResizedCrop.get_params(x, scale=list(scale), ratio=(3 / 4, 4 / 3))
-        x = resized_crop(x, top, left, h, w, [size, size], antialias=True)
-        if torch.rand(1, generator=generator) < 0.5:
-            x = x.flip(-1)
+    from torchvision.transforms.functional import resized_crop as crop
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
+        top, left, h, w = RandomResizedCrop.get_params(x, scale=list(scale), ratio=(3 / 4, 4 / 3))
+    x = crop(x, top, left, h, w, list(x.shape[-2:]), antialias=True)
+    return x.flip(-1) if torch.rand(1, generator=generator) < 0.5 else x
+
+
+def padded_crop(x, pad: int, generator):
+    """RandomCrop to the batch's size after zero padding by ``pad``, then a flip with probability 1/2: one
+    offset and one flip for the whole batch."""
+    import torch
+    import torch.nn.functional as F
+    height, width = x.shape[-2:]
+    top, left = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
+    x = F.pad(x, (pad, pad, pad, pad))[..., top:top + height, left:left + width]
+    return x.flip(-1) if torch.rand(1, generator=generator) < 0.5 else x
+
+
+def roll(x, jitter: int, symmetric: bool, generator):
+    """A circular shift by offsets in [0, jitter] (or [-jitter, jitter]) on both axes, shared by the batch."""
+    import torch
     shift = torch.randint(-jitter if symmetric else 0, jitter + 1, (2,), generator=generator).tolist()
     return torch.roll(x, shifts=shift, dims=(2, 3))
 
@@ -147,17 +174,17 @@ class Recovery(TeacherMethod):
             picks.append(index[torch.randperm(len(index), generator=shuffle)[slot % len(index)]])
         return self.normalize(ctx.train.load(torch.stack(picks)).to(ctx.device).float() / 255)
 
-    def crop_scale(self, iteration: int, image_size: int):
-        """RandomResizedCrop's area range at ``iteration``, or None for no crop: SRe2L crops (0.08, 1) from 64 px
-        up (``data_synthesis.py``) and not on CIFAR (``recover_cifar.py``)."""
-        return (0.08, 1.0) if image_size >= 64 else None
+    def crop(self, x, iteration: int, generator):
+        """The iteration's crop and flip of the batch: SRe2L's RandomResizedCrop (0.08, 1) and flip from 64 px up
+        (``data_synthesis.py``), none on CIFAR (``recover_cifar.py``)."""
+        return resized_crop(x, (0.08, 1.0), generator) if x.shape[-1] >= 64 else x
 
     def objective(self, unit, ctx, generator) -> TeacherObjective:
         return TeacherObjective(self.teacher, self.options.r_bn, self.options.first_bn_multiplier)
 
     def distill_unit(self, unit, ctx):
         import torch
-        opts, size = self.options, ctx.spec.image_size
+        opts = self.options
         generator = ctx.generator(unit)
         labels = torch.tensor(unit.labels, device=ctx.device)
         mean, std = self.normalize.mean, self.normalize.std
@@ -166,7 +193,7 @@ class Recovery(TeacherMethod):
         with self.objective(unit, ctx, generator) as objective:
             for it in ctx.progress(range(opts.iterations), desc=f"recover {unit.id}"):
                 optimizer.param_groups[0]["lr"] = cosine_lr(opts.lr, it, opts.iterations)
-                view = augment(x, size, opts.jitter, opts.roll == "symmetric", generator, self.crop_scale(it, size))
+                view = roll(self.crop(x, it, generator), opts.jitter, opts.roll == "symmetric", generator)
                 optimizer.zero_grad(set_to_none=True)  # before the objective, which may backpropagate itself (DWA)
                 objective(view, labels, it).backward()
                 optimizer.step()

@@ -10,10 +10,11 @@ def default_teacher_arch(spec) -> str:
 
 
 class TeacherMethod(Distiller):
-    """A Distiller whose options carry ``teacher``, ``teacher_arch`` and ``normalization``."""
+    """A Distiller whose options carry ``teacher`` (``ARCH=PATH``, several comma-separated), ``teacher_arch``
+    (the cached teachers' architectures, several comma-separated) and ``normalization``."""
 
     def _teacher_args(self) -> list:
-        return [self.options.teacher] if self.options.teacher else []
+        return self.options.teacher.split(",") if self.options.teacher else []
 
     def model_fingerprints(self, spec, num_classes: int) -> dict:
         from distillbench.api import cache_dir, resolve_teachers

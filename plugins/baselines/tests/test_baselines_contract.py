@@ -1,5 +1,5 @@
-"""The SRe2L family, RDED, D4M and the coresets honour the method contract, on a teacher and a backbone trained for digits in
-seconds."""
+"""The SRe2L family, RDED, D4M and the coresets honour the method contract, on a teacher and a backbone trained
+for digits in seconds."""
 from distillbench.testing import TINY_BACKBONE, TINY_TEACHER, MethodContract
 
 
@@ -15,6 +15,16 @@ class TestCDAContract(MethodContract):
 
 class TestDWAContract(MethodContract):
     method = "dwa"
+    prepare = (TINY_TEACHER,)
+
+
+class TestGVBSMContract(MethodContract):
+    method = "gvbsm"
+    prepare = (TINY_TEACHER,)
+
+
+class TestEDCContract(MethodContract):
+    method = "edc"
     prepare = (TINY_TEACHER,)
 
 

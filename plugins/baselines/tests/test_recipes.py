@@ -44,13 +44,13 @@ def test_the_manifest_records_the_resolved_options_and_which_came_from_the_recip
 
 
 def test_tinys_roll_goes_both_ways():
-    from distillbench_baselines.recovery import augment
+    from distillbench_baselines.recovery import roll
     x = torch.zeros(1, 3, 8, 8)
     x[..., 0, 0] = 1
     shifts = set()
     generator = torch.Generator().manual_seed(0)
     for _ in range(200):
-        rolled = augment(x, 8, 4, True, generator)
+        rolled = roll(x, 4, True, generator)
         shifts.add(tuple(int(i) for i in torch.nonzero(rolled[0, 0])[0]))
     assert {0, 4, 5, 7}.issubset({row for row, _ in shifts})  # rows 5..7 are rolls of -3..-1
 
@@ -119,3 +119,21 @@ def test_k_centers_covering_radius_is_below_random_subsets():
         assert radius(chosen) < (randoms.min() if k >= 20 else randoms.median())
     assert k_center_order(features, 5, torch.Generator().manual_seed(0)) != \
         k_center_order(features, 5, torch.Generator().manual_seed(1))
+
+
+def test_a_teacher_pool_is_resolved_from_the_cache_and_is_part_of_the_run_id(distillbench_cache, tmp_path):
+    env = {"DISTILLBENCH_CACHE": str(distillbench_cache)}
+    for arch in ("conv3", "conv4"):
+        assert invoke("train-teacher", "--dataset", "digits", "--arch", arch, "--epochs", "1", env=env).exit_code == 0
+    for pool in ("conv3", "conv3,conv4"):
+        result = invoke("run", "--method", "gvbsm", "--dataset", "digits", "--ipc", "1", "--option", "iterations=2",
+                        "--option", f"teacher_arch={pool}", "--root", tmp_path, env=env)
+        assert result.exit_code == 0, result.output
+    one, two = sorted(finished_sets(tmp_path), key=lambda p: len(json.loads((p / "manifest.json").read_text())
+                                                                   ["notes"]["teachers"]))
+    assert one.name != two.name
+    teachers = json.loads((two / "manifest.json").read_text())["notes"]["teachers"]
+    assert [t["arch"] for t in teachers] == ["conv3", "conv4"]
+    missing = invoke("run", "--method", "edc", "--dataset", "digits", "--ipc", "1", "--option",
+                     "teacher_arch=conv3,conv5", "--root", tmp_path, env=env)
+    assert missing.exit_code == 2 and "train-teacher --dataset digits --arch conv5" in missing.stderr

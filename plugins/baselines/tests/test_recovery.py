@@ -93,8 +93,12 @@ def test_cdas_curriculum_shrinks_the_smallest_crop_from_whole_images_to_0_08():
 def test_cda_crops_at_every_size_along_its_curriculum_and_sre2l_not_on_cifar():
     cifar = registry("dataset").get("cifar10")
     cda, sre2l = CDA.from_overrides({}).for_dataset(cifar), SRe2L.from_overrides({}).for_dataset(cifar)
-    assert [cda.crop_scale(t, 32) for t in (0, 500)] == [(1.0, 1.0), (pytest.approx(0.54), 1.0)]
-    assert sre2l.crop_scale(0, 32) is None and sre2l.crop_scale(0, 64) == (0.08, 1.0)
+    x, generator = torch.randn(4, 3, 32, 32), torch.Generator().manual_seed(0)
+    whole = [cda.crop(x, 0, generator) for _ in range(20)]
+    assert all(torch.equal(v, x) or torch.equal(v, x.flip(-1)) for v in whole)  # iteration 0: whole images
+    late = {cda.crop(x, 999, generator).sum().item() for _ in range(20)}
+    assert len(late) > 10  # small crops, a different one each time
+    assert sre2l.crop(x, 0, generator) is x
 
 
 def test_cdas_recipes_are_the_readmes_commands():
@@ -134,3 +138,120 @@ def test_dwa_starts_from_real_images_and_never_changes_the_loaded_teacher(digits
         assert (images[c].int() - real).abs().amax((1, 2, 3)).min() <= 1
     assert all(torch.equal(p, q) for p, q in zip(method.teacher.parameters(), weights))
     assert not torch.equal(images, method.distill_unit(second, ctx))  # another IPC index, other real images
+
+
+def test_cells_are_the_official_grid_of_patch_by_patch_cells_after_resizing_to_a_multiple():
+    from distillbench_baselines.statistics import batch_moments, cells
+    x = torch.randn(2, 3, 8, 8)
+    grid = cells(x, 4)
+    assert grid.shape == (2, 4, 48)
+    for u in range(2):
+        for v in range(2):
+            assert torch.equal(grid[:, 2 * u + v].flatten().sort().values,
+                               x[:, :, 4 * u:4 * u + 4, 4 * v:4 * v + 4].flatten().sort().values)
+    assert cells(torch.randn(2, 3, 6, 5), 4).shape == (2, 4, 48)  # resized to 8 x 8 first
+    moments = batch_moments(x, "conv", 4)
+    assert torch.allclose(moments["cell_mean"][3], x[:, :, 4:, 4:].mean())
+    assert torch.allclose(moments["cell_var"][1], x[:, :, :4, 4:].var(unbiased=False))
+
+
+def test_real_targets_average_batch_moments_and_class_means_of_image_moments():
+    from distillbench_baselines.statistics import real_targets
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2)).eval()
+    images, labels = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 0, 1, 1, 0])
+    targets = real_targets(model, [(images[:4], labels[:4]), (images[4:], labels[4:])], 6, 4, num_classes=2)
+    expected = (images[:4].mean((0, 2, 3)) * 4 + images[4:].mean((0, 2, 3)) * 2) / 6
+    assert torch.allclose(targets["0.mean"], expected)  # the first convolution's input: the images
+    assert torch.allclose(targets["0.class.var"][1], images[labels == 1].var((2, 3), unbiased=False).mean(0))
+    features = model[0](images)
+    assert torch.allclose(targets["1.class.mean"][0], features[labels == 0].mean((2, 3)).mean(0), atol=1e-6)
+    assert "1.mean" not in targets  # BatchNorm's global targets are its running statistics
+
+
+def test_matching_sees_the_smoothed_statistics_with_the_current_gradient():
+    from distillbench_baselines.statistics import Matching, batch_moments
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2)).eval()
+    targets = {"0.mean": torch.zeros(3), "0.var": torch.ones(3), "0.cell_mean": torch.zeros(4),
+               "0.cell_var": torch.ones(4)}
+    x = torch.randn(4, 3, 8, 8, requires_grad=True)
+    inner = model[0](x.detach())  # the BatchNorm's input (before the hooks: a forward of the convolution counts)
+    matching = Matching(model, targets, momentum=0.8, patch=4, first_multiplier=10.0)
+    model(x)
+    ours = matching.loss()
+    moments = batch_moments(x.detach(), "conv", 4)
+    conv = sum((targets[f"0.{k}"] - 0.2 * v).norm() for k, v in moments.items())  # smoothed from 0: 0.2 m
+    batch_norm = ((model[1].running_mean - 0.2 * inner.mean((0, 2, 3))).norm()
+                  + (model[1].running_var - 0.2 * inner.var((0, 2, 3), unbiased=False)).norm())
+    assert torch.allclose(ours, 10 * conv + batch_norm)
+    ours.backward()
+    assert x.grad.abs().sum() > 0
+    model(x)  # a second forward: 0.8 * 0.2 m + 0.2 m
+    again = sum((targets[f"0.{k}"] - 0.36 * v).norm() for k, v in moments.items())
+    assert torch.allclose(matching.losses[0], again)
+    matching.remove()
+
+
+def test_edc_matches_half_global_half_the_batchs_class_targets():
+    from distillbench_baselines.statistics import Matching
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1)).eval()
+    zero = {"0.mean": torch.zeros(3), "0.var": torch.zeros(3), "0.cell_mean": torch.zeros(4),
+            "0.cell_var": torch.zeros(4)}
+    per_class = {k.replace(".", ".class."): torch.stack([v + 1, v + 3]) for k, v in zero.items()}
+    x = torch.randn(4, 3, 8, 8)
+
+    def loss(class_weight, labels):
+        matching = Matching(model, {**zero, **per_class}, 0.0, 4, 1.0, class_weight)
+        matching.labels = labels
+        model(x)
+        return matching.loss()
+    plain = loss(0.0, torch.tensor([0, 0, 1, 1]))
+    shifted = Matching(model, {k: v + 2 for k, v in zero.items()}, 0.0, 4, 1.0)  # classes 0 and 1 average 2
+    model(x)
+    assert torch.allclose(loss(0.5, torch.tensor([0, 0, 1, 1])), 0.5 * plain + 0.5 * shifted.loss())
+
+
+def test_densification_is_the_official_eigenvalue_kl_and_vanishes_with_one_image_per_class():
+    from distillbench_baselines.gvbsm import densification_loss
+    views, labels = torch.randn(6, 3, 32, 32), torch.tensor([0, 0, 0, 1, 1, 2])
+    pooled = views.flatten(1)
+    official = sum(F.kl_div(l.log_softmax(-1), (l / 4).softmax(-1), reduction="sum")
+                   for l in (torch.linalg.eigvals(pooled[labels == c] @ pooled[labels == c].T).real.float()
+                             for c in range(3)))
+    assert torch.allclose(densification_loss(views, labels, 4.0), official, rtol=1e-4)
+    assert densification_loss(views, torch.arange(6), 4.0) == 0
+
+
+def test_gvbsm_turns_through_its_teachers_and_batches_whole_classes(digits):
+    from distillbench_baselines.gvbsm import GVBSM, RoundRobin
+    spec, _ = digits
+    method = GVBSM.from_overrides({"images_per_batch": "4"}).for_dataset(spec)
+    units = method.units(3, 2)
+    assert [(u.labels, u.slots) for u in units] == [((0, 0, 1, 1), (0, 1, 0, 1)), ((2, 2), (0, 1))]
+    teachers, calls = [small_teacher(0), small_teacher(1), small_teacher(2)], []
+    targets = [statistics_of(teacher) for teacher in teachers]
+    for k, teacher in enumerate(teachers):
+        teacher.register_forward_hook(lambda *_, k=k: calls.append(k))
+    with RoundRobin(teachers, targets, method.options, torch.Generator()) as objective:
+        for t in range(7):
+            objective(torch.randn(4, 3, 16, 16, requires_grad=True), torch.tensor([0, 0, 1, 1]), t).backward()
+    assert calls == [0, 1, 2, 0, 1, 2, 0]
+
+
+def statistics_of(teacher):
+    from distillbench_baselines.statistics import real_targets
+    return real_targets(teacher, [(torch.randn(8, 3, 16, 16), torch.arange(8) % 2)], 8, 4)
+
+
+def test_gvbsm_drops_convolution_terms_at_its_rate():
+    from distillbench_baselines.statistics import Matching
+    teacher = small_teacher()
+    matching = Matching(teacher, statistics_of(teacher), 0.8, 4, 10.0, drop_rate=0.5,
+                        generator=torch.Generator().manual_seed(0))
+    kept = []
+    for _ in range(200):
+        teacher(torch.randn(4, 3, 16, 16))
+        kept += [not isinstance(loss, float) for loss, (_, _, kind) in zip(matching.losses, matching.layers)
+                 if kind == "conv"]
+    assert 0.4 < sum(kept) / len(kept) < 0.6
+    assert all(not isinstance(loss, float) for loss, (_, _, kind) in zip(matching.losses, matching.layers)
+               if kind == "batch_norm")

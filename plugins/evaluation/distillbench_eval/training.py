@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from distillbench.api import DistillbenchError, atomic, autocast, distributed, precision
-from distillbench_eval.augment import draw_mix, mix, resized_crop_params, shift_params, shuffle_patches, warp
+from distillbench.api import (DistillbenchError, atomic, autocast, distributed, draw_mix, mix, precision,
+                              resized_crop_params, shift_params, shuffle_patches, warp)
 
 
 TEST_IN_MEMORY = 256 * 2**20  # a test split whose decoded images fit is read once; a larger one is streamed

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from distillbench.errors import UsageError
-from distillbench_eval.augment import draw_mix, mix, resized_crop_params, shift_params, warp
+from distillbench.augment import draw_mix, mix, resized_crop_params, shift_params, warp
 from distillbench_eval.models import convnet
 from distillbench_eval.protocols import PROTOCOLS, resolve
 from distillbench_eval.training import kd_loss, lr_factor, param_groups

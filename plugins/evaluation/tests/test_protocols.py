@@ -6,7 +6,7 @@ import torch
 
 from distillbench.datasets import TensorImageSet
 from distillbench.plugins import registry
-from distillbench_eval.augment import shuffle_patches
+from distillbench.augment import shuffle_patches
 from distillbench_eval.protocols import PROTOCOLS, resolve_for
 from distillbench_eval.training import BatchMaker
 
