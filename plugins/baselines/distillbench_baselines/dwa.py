@@ -27,7 +27,8 @@ of an IPC index accumulate their adjustments, and the first ascent of each later
 leftover weight gradients); CIFAR-10, MNIST and other small sets without a script use CIFAR-100's values (the
 argparse defaults, K 1 and rho 0.05, are placeholders no script runs), with conv3 as teacher off CIFAR; real
 images are resized and centre-cropped as the dataset loads them (the official ImageNet script squashes to 224);
-seeded draws; PNG instead of JPEG.
+seeded draws; PNG instead of JPEG.  Checked beside the official ``Perterb.first_step`` (K = 12, rho = 0.015, one
+small teacher and input): the adjusted weights and the images' accumulated gradient differ by exactly 0.
 """
 from dataclasses import dataclass
 from typing import Optional
