@@ -8,8 +8,9 @@
 A table is a protocol, its IPCs and its protocol overrides (``--table PROTOCOL:IPCS[:KEY=VALUE,...]``);
 without ``--table`` it is ``--protocol`` at ``--ipc`` with ``--set``.
 
-Trains (or reuses) one teacher per student architecture, distills with each method at each IPC and
-evaluates each set with each student (the student's own architecture as teacher, as RDED and D3HR do),
+Trains (or reuses) one teacher per student architecture (and those of the pools that G-VBSM's and EDC's
+recipes name), distills with each method at each IPC and evaluates each set with each student (the student's
+own architecture as teacher, as RDED and D3HR do),
 then prints the table and writes the plot beside the results store.  SHIPPED stands for the mnist5k
 backbone that ships with the d3hr plugin.  Re-running skips finished runs and
 stored evaluations, so an interrupted matrix resumes where it stopped.
@@ -94,19 +95,32 @@ def tables(args) -> list[tuple[str, list[str], list[str]]]:
     return parsed
 
 
+def teacher_recipes(args) -> dict:
+    """method -> the architectures of the cached teachers its recipe for the dataset names (methods that name
+    none left out).  A method with one synthesises with the first student's architecture; a pool (G-VBSM's,
+    EDC's) is kept, and the matrix trains its teachers too."""
+    from distillbench.plugins import registry
+    spec = registry("dataset").get(args.dataset)
+    recipes = {method: registry("method").get(method)().recipe(spec).get("teacher_arch")
+               for method in args.methods.split(",")}
+    return {method: archs.split(",") for method, archs in recipes.items() if archs}
+
+
 def matrix(args) -> list[list]:
     """The command lines, in order: teachers, then for each table every method x IPC run with its evaluation,
     and its compare."""
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     students = args.students.split(",")
-    commands = [["train-teacher", "--dataset", args.dataset, "--arch", student, "--epochs", args.teacher_epochs,
-                 *data] for student in students]
+    recipes = teacher_recipes(args)
+    archs = dict.fromkeys(students + [arch for pool in recipes.values() for arch in pool])
+    commands = [["train-teacher", "--dataset", args.dataset, "--arch", arch, "--epochs", args.teacher_epochs,
+                 *data] for arch in archs]
     for protocol, ipcs, overrides in tables(args):
         evaluation = [a for s in students for a in ("--student", s)] + [a for s in overrides for a in ("--set", s)]
         for method in args.methods.split(","):
             options = [a for spec in args.method_option if spec.split(":", 1)[0] == method
                        for a in ("--option", expand(spec.split(":", 1)[1]))]
-            if method in ("sre2l", "rded"):
+            if len(recipes.get(method, ())) == 1:
                 options += ["--option", f"teacher_arch={students[0]}"]
             commands += [["run", "--method", method, "--dataset", args.dataset, "--ipc", ipc, *options, *data,
                           "--evaluate", "--protocol", protocol, "--repeats", args.repeats, *evaluation,

@@ -40,6 +40,15 @@ def test_method_options_reach_their_method_only_and_shipped_names_the_plugin_bac
     assert all(c[c.index("--data-dir") + 1] == "/data" for c in full if c[0] != "compare")
 
 
+def test_a_teacher_pool_is_trained_too_and_kept_while_single_teachers_follow_the_first_student():
+    pooled = commands("--methods", "cda,gvbsm,random", "--students", "resnet18_modified,conv3", "--ipc", "1")
+    assert [c[c.index("--arch") + 1] for c in pooled if c[0] == "train-teacher"] == [
+        "resnet18_modified", "conv3", "conv4"]  # the students', then the rest of G-VBSM's pool on mnist5k
+    by_method = {c[c.index("--method") + 1]: c for c in pooled if c[0] == "run"}
+    assert option(by_method["cda"], "teacher_arch=") == ["teacher_arch=resnet18_modified"]
+    assert not option(by_method["gvbsm"], "teacher_arch=") and not option(by_method["random"], "teacher_arch=")
+
+
 def test_each_table_has_its_own_protocol_ipcs_and_overrides_and_its_compare():
     demo = commands("--methods", "random,d3hr", "--students", "conv3", "--table", "rded:10:epochs=100,eval_every=5",
                     "--table", "hard-label:1")
