@@ -62,11 +62,42 @@ def _row_keys(df) -> list[str]:
     return [k for k in ("dataset", "protocol") if df[k].nunique() > 1] + ["student", "ipc"]
 
 
+ALPHA = 0.05  # Welch's t-test level at which a cell counts as distinguishable from its row's best
+MARKED = ("Bold: each row's best mean and every cell that Welch's t-test over seeds (two-sided, alpha = 0.05) "
+          "cannot tell from it; a cell of one seed is not tested.")
+
+
+def welch_p(a, b) -> float:
+    """Two-sided p-value of Welch's t-test (unequal variances) between two samples of seeds; nan when either
+    has fewer than two; 1 or 0 when neither varies (equal or unequal means)."""
+    import numpy as np
+    from scipy import stats
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if min(len(a), len(b)) < 2:
+        return float("nan")
+    if a.var() == 0 and b.var() == 0:
+        return float(a.mean() == b.mean())
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
 def summary(df, metric: str = "final_acc"):
-    """mean, std (population over seeds, in %) and count per (row keys, method)."""
-    keys = _row_keys(df) + ["method"]
-    grouped = df.assign(acc=df[metric] * 100).groupby(keys)["acc"]
-    return grouped.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
+    """Per (row keys, method): mean, std (population over seeds, in %), n, the p-value of Welch's t-test against
+    the row's highest mean (``p_vs_best``, 1 for the best itself) and ``marked``: the best at the printed
+    precision (ties all count), or not distinguishable from it at :data:`ALPHA`."""
+    keys = _row_keys(df)
+    grouped = df.assign(acc=df[metric] * 100).groupby(keys + ["method"])["acc"]
+    stats = grouped.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
+    seeds = grouped.apply(list)
+    row = [tuple(r) for r in stats[keys].itertuples(index=False)]
+    top = stats.loc[stats.groupby(keys)["mean"].idxmax()]
+    best_of = {tuple(r[keys]): r["method"] for _, r in top.iterrows()}
+    stats["p_vs_best"] = [1.0 if method == best_of[key] else welch_p(seeds[key + (method,)],
+                                                                      seeds[key + (best_of[key],)])
+                          for key, method in zip(row, stats["method"])]
+    shown = stats["mean"].round(2)
+    tied = shown == shown.groupby([stats[k] for k in keys]).transform("max")
+    stats["marked"] = tied | (stats["p_vs_best"] >= ALPHA)
+    return stats
 
 
 def _cell(mean: float, std: float, n: int, most: int) -> str:
@@ -85,12 +116,9 @@ def pivot(df, metric: str = "final_acc"):
     return _pivoted(stats, df, "cell", "–")
 
 
-def best_cells(df, metric: str = "final_acc"):
-    """True where a cell's mean is the highest of its row at the printed precision (ties all count)."""
-    stats = summary(df, metric)
-    shown = stats["mean"].round(2)
-    stats["best"] = shown == shown.groupby([stats[k] for k in _row_keys(df)]).transform("max")
-    return _pivoted(stats, df, "best", False)
+def marked_cells(df, metric: str = "final_acc"):
+    """True where :func:`summary` marks a cell (its row's best, or not distinguishable from it)."""
+    return _pivoted(summary(df, metric), df, "marked", False)
 
 
 def _pivoted(stats, df, values: str, missing):
@@ -124,24 +152,30 @@ def _format(table, fmt: str, floatfmt: str = ".3f", bold=None) -> str:
     if fmt == "latex":
         return _latex(table, bold)
     from tabulate import tabulate
+    if bold is not None:
+        table = table.mask(bold.to_numpy(dtype=bool), "**" + table.astype(str) + "**")
     return tabulate(table, headers="keys", tablefmt="pipe", showindex=False, floatfmt=floatfmt)
 
 
 def render(df, fmt: str = "markdown", metric: str = "final_acc", paper=()) -> str:
-    """The accuracy table (in LaTeX with each row's best cell in bold), with a ``METHOD (paper)`` column per
-    method whose published results (``paper``, PaperResult) match its rows, followed by the published
-    results no row matches and by DD-Ranking's HLR/IOR/LRS where their inputs were stored."""
+    """The accuracy table, each row's best cell and those not distinguishable from it in bold (markdown and
+    LaTeX), with a ``METHOD (paper)`` column per method whose published results (``paper``, PaperResult) match
+    its rows, followed by the published results no row matches and by DD-Ranking's scores where their inputs
+    were stored.  As CSV: one line per cell, with mean, std, n and the p-value against the row's best."""
     from distillbench import ddranking
     df = labelled(df)
     distilled = df[df["method"] != FULL_METHOD]
-    text, unmatched = "", list(paper)
-    if not distilled.empty:
-        best = best_cells(distilled, metric)
-        bold = best.reset_index().assign(**{key: False for key in best.index.names})
+    text, unmatched, published = "", list(paper), "Published, not measured here:"
+    if not distilled.empty and fmt == "csv":
+        text, published = summary(distilled, metric).to_csv(index=False), "Published:"
+    elif not distilled.empty:
+        marked = marked_cells(distilled, metric)
+        bold = marked.reset_index().assign(**{key: False for key in marked.index.names})
         table, unmatched = _beside(pivot(distilled, metric).reset_index(), distilled, paper)
         text = _format(table, fmt, bold=bold.reindex(columns=table.columns, fill_value=False))
+        text += ("\n\n" + MARKED) if fmt == "markdown" else ""
     if unmatched:
-        text += "\n\nPublished, not measured here:\n" + _format(_published(unmatched), fmt, floatfmt=".2f")
+        text += f"\n\n{published}\n" + _format(_published(unmatched), fmt, floatfmt=".2f")
     ranking = ddranking.table(df, metric)
     if not ranking.empty:
         text += "\n\nDD-Ranking (w = 0.5; accuracies as fractions):\n" + _format(ranking, fmt)

@@ -63,7 +63,11 @@ def test_table_cells_are_mean_pm_std_over_seeds():
     assert table.loc[("conv3", 10), "d3hr"] == "72.00 ± 2.00"
     assert "72.00 ± 2.00" in tables.render(pd.DataFrame(rows()), "markdown")
     assert "\\toprule" in tables.render(pd.DataFrame(rows()), "latex")
-    assert tables.render(pd.DataFrame(rows()), "csv").splitlines()[0] == "student,ipc,d3hr,random"
+    csv = tables.render(pd.DataFrame(rows()), "csv").splitlines()
+    assert csv[0] == "student,ipc,method,mean,std,n,p_vs_best,marked"
+    assert csv[1].startswith("conv3,10,d3hr,72.0,2.0,2,1.0,True")
+    random_p = float(csv[2].split(",")[6])
+    assert csv[2].startswith("conv3,10,random,52.0,2.0,2,") and random_p == pytest.approx(0.0194, abs=1e-3)
     assert tables.pivot(pd.DataFrame(rows()), "best_acc").loc[("conv3", 10), "d3hr"] == "73.00 ± 2.00"
 
 
@@ -77,6 +81,32 @@ def test_latex_sets_each_rows_best_cell_in_bold_ties_included():
         r"conv3 & 10 & \textbf{72.00 $\pm$ 2.00} & 52.00 $\pm$ 2.00 & \textbf{72.00 $\pm$ 2.00} \\",
         r"conv3 & 50 & 42.00 $\pm$ 2.00 & 22.00 $\pm$ 2.00 & \textbf{72.00 $\pm$ 2.00} \\"]
     assert latex[6:] == [r"\bottomrule", r"\end{tabular}"]
+
+
+def test_bold_marks_the_best_and_the_cells_welchs_t_test_cannot_tell_from_it():
+    def seeds(method, *accs):
+        return [dict(rows()[0], method=method, seed=seed, final_acc=acc) for seed, acc in enumerate(accs)]
+    close = seeds("a", 0.80, 0.90, 0.85) + seeds("b", 0.84, 0.86, 0.85) + seeds("c", 0.60, 0.61, 0.62)
+    one = seeds("d", 0.86)
+    summary = tables.summary(pd.DataFrame(close + seeds("b2", 0.83, 0.84, 0.845))).set_index("method")
+    assert summary.loc["a", "marked"] and summary.loc["b", "marked"] and not summary.loc["c", "marked"]
+    assert summary.loc["b2", "marked"] and 0.05 < summary.loc["b2", "p_vs_best"] < 1  # lower, not significantly
+    summary = tables.summary(pd.DataFrame(close + one)).set_index("method")
+    assert summary.loc["d", "marked"] and summary.loc["d", "p_vs_best"] == 1.0  # the best mean, of one seed
+    assert pd.isna(summary.loc["a", "p_vs_best"]) and not summary.loc["a", "marked"]  # untestable against it
+    markdown = tables.render(pd.DataFrame(close), "markdown")
+    assert "**85.00 ± 4.08**" in markdown and "**85.00 ± 0.82**" in markdown and "| 61.00 ± 0.82 " in markdown
+    assert tables.MARKED in markdown
+
+
+def test_welchs_t_test_is_scipys_and_handles_seeds_without_spread():
+    from scipy.stats import t
+    a, b = pd.Series([1, 2, 3, 4]), pd.Series([2, 4, 6, 9])
+    se2 = a.var() / 4 + b.var() / 4  # Welch: unequal variances, Welch-Satterthwaite degrees of freedom
+    df = se2**2 / ((a.var() / 4) ** 2 / 3 + (b.var() / 4) ** 2 / 3)
+    assert tables.welch_p(a, b) == pytest.approx(2 * t.sf(abs(a.mean() - b.mean()) / se2**0.5, df))
+    assert tables.welch_p([1, 1], [1, 1]) == 1.0 and tables.welch_p([1, 1], [2, 2]) == 0.0
+    assert pd.isna(tables.welch_p([1], [1, 2]))
 
 
 def test_cells_with_fewer_seeds_say_so():
