@@ -22,6 +22,7 @@ to the variance); real starting images are drawn without replacement per class (
 replacement) and resized and centre-cropped as the dataset loads them; on ImageNet the official start is a set of
 RDED-style 2 x 2 collages of high-scoring crops made offline, here real images; the flatness term (off in every
 script) is not built; small sets without a script (MNIST, digits) use conv3 and conv4 with CIFAR-100's values.
+The CIFAR pool is G-VBSM's five and ``conv1_in``, ``conv2_in``, ``conv3_in_w32``.
 """
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from distillbench.api import UsageError, option
 from distillbench_baselines import gvbsm
 
 IMAGENET_POOL = gvbsm.IMAGENET_POOL + ",torchvision:alexnet.IMAGENET1K_V1"
+CIFAR_POOL = gvbsm.CIFAR_POOL + ",conv1_in,conv2_in,conv3_in_w32"  # recover.py L430: + ConvNetD1, D2, W32
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class EDC(gvbsm.GVBSM):
                   "drop_rate": 0.0, "patch": 16 if imagenet else 4, "pad": 0,
                   "scale_min": 0.08 if name == "cifar10" else 0.5, "dd_weight": 0.0,
                   "images_per_batch": 10 if name == "cifar10" else 20 if imagenet else 25}
-        return {**recipe, **gvbsm.teacher_pool(spec, IMAGENET_POOL)}
+        return {**recipe, **gvbsm.teacher_pool(spec, IMAGENET_POOL, CIFAR_POOL)}
 
     def initial_images(self, unit, ctx, generator):
         import torch
@@ -75,6 +77,6 @@ class EDC(gvbsm.GVBSM):
     def notes(self, ipc: int) -> dict:
         return {"edc": {"deviations": "class targets of the cell statistics under their own names; real starts "
                                       "without replacement, loaded as the dataset loads them (ImageNet: not "
-                                      "RDED collages); no flatness term; the registry's nearest teacher pool "
-                                      "(no ConvNet of depth 1 or 2 or of width 32); rotation and smoothing "
+                                      "RDED collages); no flatness term; teachers trained by "
+                                      "train-teacher; rotation and smoothing "
                                       "restart per batch; seeded draws; PNG"}}

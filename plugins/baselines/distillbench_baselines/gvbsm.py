@@ -20,15 +20,17 @@ statistic.py``, ``utils.py``, ``recover.sh``):
 - scripts: Adam lr 0.05 (ImageNet 0.1), 4000 iterations, r_loss 0.01, dd_weight 1, tau 4, first_multiplier 10;
   batches of 100 on CIFAR-10's one GPU, 50 per GPU on CIFAR-100 and Tiny-ImageNet, 40 per GPU on ImageNet
   (statistics are per GPU); teachers: ResNet-18 (CIFAR stem), ConvNet-W128 (instance norm), MobileNetV2 (x0.5),
-  WRN-16-2, ShuffleNetV2 (x0.5) on CIFAR and Tiny; torchvision's ResNet-18, MobileNetV2, EfficientNet-B0,
-  ShuffleNetV2 x0.5 (ImageNet weights) on ImageNet.
+  WRN-16-2, ShuffleNetV2 (x0.5) on CIFAR and Tiny (here ``resnet18_modified``, ``conv3_in``, ``mobilenet_v2_half``,
+  ``wrn16_2``, ``shufflenet_v2_half``, each checked against the official class: the same logits from the same
+  weights); torchvision's ResNet-18, MobileNetV2, EfficientNet-B0, ShuffleNetV2 x0.5 (ImageNet weights) on
+  ImageNet.
 
 Deviations: every batch starts the teacher rotation and the smoothing afresh (the official loop carries both
 across batches: with 4000 iterations and 4 or 5 teachers the rotation is the same); the eigenvalues come from
 ``eigvalsh`` (the Gram matrix is symmetric; the official ``eigvals(...).real`` gives the same values in another
-order, and the loss does not depend on the order); pools on CIFAR and Tiny are the registry's nearest
-(resnet18_modified, conv3 with BatchNorm, torchvision's MobileNetV2 and ShuffleNetV2 x1.0; no WRN-16-2); small
-sets without a script (MNIST, digits) use conv3 and conv4; the clamp uses the teachers' normalisation (the
+order, and the loss does not depend on the order); the pool's teachers are trained by ``train-teacher`` (the
+official ones by the repository's ``squeeze/train.py``); small sets without a script (MNIST, digits) use conv3
+and conv4; the clamp uses the teachers' normalisation (the
 CIFAR-10 branch uses CIFAR-100's); seeded draws everywhere; PNG instead of ImageNet's JPEG.
 """
 from dataclasses import dataclass
@@ -67,15 +69,17 @@ class Options(recovery.Common):
             raise UsageError("option drop_rate must be in [0, 1)")
 
 
-def teacher_pool(spec, imagenet_pool: str) -> dict:
-    """The recipe's teachers: the published ImageNet pool, else the registry's nearest to the CIFAR and Tiny
-    pools (conv3 and conv4 on small sets without a script)."""
+CIFAR_POOL = "resnet18_modified,conv3_in,mobilenet_v2_half,wrn16_2,shufflenet_v2_half"  # recover.py L331-343
+
+
+def teacher_pool(spec, imagenet_pool: str, cifar_pool: str = CIFAR_POOL) -> dict:
+    """The recipe's teachers: the published ImageNet pool; CIFAR's and Tiny-ImageNet's, cached
+    (``train-teacher``); conv3 and conv4 on small sets without a script (MNIST, digits)."""
     if spec.image_size > 64:
         return {"teacher": imagenet_pool}
     if spec.image_size <= 32 and spec.name not in ("cifar10", "cifar100"):
         return {"teacher_arch": "conv3,conv4"}
-    return {"teacher_arch": f"resnet18_modified,{'conv3' if spec.image_size <= 32 else 'conv4'},mobilenet_v2,"
-                            "shufflenet_v2"}
+    return {"teacher_arch": cifar_pool if spec.image_size <= 32 else CIFAR_POOL}
 
 
 def densification_loss(views, labels, tau: float):
@@ -200,4 +204,4 @@ class GVBSM(recovery.Recovery):
 
     def notes(self, ipc: int) -> dict:
         return {self.name: {"deviations": "teacher rotation and smoothing restart per batch; eigvalsh for the Gram "
-                                          "eigenvalues; the registry's nearest teacher pool; seeded draws; PNG"}}
+                                          "eigenvalues; teachers trained by train-teacher; seeded draws; PNG"}}

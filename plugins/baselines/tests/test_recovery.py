@@ -255,3 +255,17 @@ def test_gvbsm_drops_convolution_terms_at_its_rate():
     assert 0.4 < sum(kept) / len(kept) < 0.6
     assert all(not isinstance(loss, float) for loss, (_, _, kind) in zip(matching.losses, matching.layers)
                if kind == "batch_norm")
+
+
+def test_gvbsm_and_edc_pools_are_the_official_ones_in_their_order():
+    from distillbench_baselines.edc import EDC
+    from distillbench_baselines.gvbsm import GVBSM
+    cifar, tiny, imagenet = (registry("dataset").get(n) for n in ("cifar100", "tinyimagenet", "imagenet"))
+    five = ["resnet18_modified", "conv3_in", "mobilenet_v2_half", "wrn16_2", "shufflenet_v2_half"]
+    assert GVBSM().recipe(cifar)["teacher_arch"].split(",") == GVBSM().recipe(tiny)["teacher_arch"].split(",") == five
+    assert EDC().recipe(cifar)["teacher_arch"].split(",") == five + ["conv1_in", "conv2_in", "conv3_in_w32"]
+    assert EDC().recipe(tiny)["teacher_arch"].split(",") == five
+    assert [t.split(".")[0] for t in EDC().recipe(imagenet)["teacher"].split(",")] == [
+        "torchvision:resnet18", "torchvision:mobilenet_v2", "torchvision:efficientnet_b0",
+        "torchvision:shufflenet_v2_x0_5", "torchvision:alexnet"]
+    assert all(registry("model").get(arch) for arch in five + ["conv1_in", "conv2_in", "conv3_in_w32"])

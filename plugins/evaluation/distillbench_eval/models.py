@@ -6,8 +6,10 @@ the same table is in D3HR's ``validation/argument.py``).
 from distillbench.api import ModelSpec, UsageError
 
 
-def convnet(depth: int, num_classes: int, image_size: int, width: int = 128):
-    """ConvNet-W128 (RDED/D3HR ``convD``): [conv3x3 -> BatchNorm -> ReLU -> AvgPool2] x depth -> Linear."""
+def convnet(depth: int, num_classes: int, image_size: int, width: int = 128, norm: str = "batch"):
+    """ConvNet-W128 (RDED/D3HR ``convD``): [conv3x3 -> BatchNorm -> ReLU -> AvgPool2] x depth -> Linear.
+    ``norm="instance"``: the dataset-distillation literature's ConvNet (DC-bench ``networks.py``
+    ``instancenorm``: GroupNorm with a group per channel), the ``ConvNetW128`` of G-VBSM's and EDC's pools."""
     import torch.nn as nn
     side = image_size // 2 ** depth
     if side < 1:
@@ -15,8 +17,8 @@ def convnet(depth: int, num_classes: int, image_size: int, width: int = 128):
                          f"{2 ** depth}px images; this dataset has {image_size}px: choose a shallower conv")
     layers, channels = [], 3
     for _ in range(depth):
-        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-                   nn.AvgPool2d(2, 2)]
+        normalise = nn.BatchNorm2d(width) if norm == "batch" else nn.GroupNorm(width, width, affine=True)
+        layers += [nn.Conv2d(channels, width, 3, padding=1), normalise, nn.ReLU(inplace=True), nn.AvgPool2d(2, 2)]
         channels = width
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(width * side * side, num_classes))
 
@@ -68,13 +70,31 @@ def deit_tiny(num_classes: int, image_size: int):
                              img_size=image_size, patch_size=patch)
 
 
-def _conv(depth: int):
-    return lambda num_classes, image_size: convnet(depth, num_classes, image_size)
+def _conv(depth: int, width: int = 128, norm: str = "batch"):
+    return lambda num_classes, image_size: convnet(depth, num_classes, image_size, width, norm)
+
+
+def _zoo(name: str):
+    def build(num_classes: int, image_size: int):
+        from distillbench_eval import kd_zoo
+        return {"wrn16_2": lambda: kd_zoo.WideResNet(16, 2, num_classes),
+                "mobilenet_v2_half": lambda: kd_zoo.MobileNetV2(num_classes),
+                "shufflenet_v2_half": lambda: kd_zoo.ShuffleNetV2(num_classes)}[name]()
+    return build
 
 
 MODELS = [
     *(ModelSpec(f"conv{d}", f"ConvNet-W128 of depth {d} (BatchNorm, ReLU, 2x2 average pooling)", _conv(d),
                 adapt_state_dict=from_rded_convnet) for d in (3, 4, 5, 6)),
+    *(ModelSpec(f"conv{d}_in", f"ConvNet-W128 of depth {d} with instance norm (the DD literature's ConvNet)",
+                _conv(d, norm="instance")) for d in (1, 2, 3, 4, 5, 6)),
+    ModelSpec("conv3_in_w32", "ConvNet of width 32, depth 3, instance norm (EDC's ConvNetW32)",
+              _conv(3, 32, "instance")),
+    ModelSpec("wrn16_2", "WRN-16-2, CIFAR-sized (the KD zoo's; G-VBSM's and EDC's pools)", _zoo("wrn16_2")),
+    ModelSpec("mobilenet_v2_half", "MobileNetV2 at width 0.5, CIFAR-sized (the KD zoo's mobile_half)",
+              _zoo("mobilenet_v2_half")),
+    ModelSpec("shufflenet_v2_half", "ShuffleNetV2 x0.5, CIFAR-sized, 1x1 stem (the KD zoo's ShuffleV2_0_5)",
+              _zoo("shufflenet_v2_half")),
     *(ModelSpec(f"{name}_modified", f"{label}, 3x3 stride-1 stem, no max-pool (32-64 px)", _modified(name))
       for name, label in (("resnet18", "ResNet-18"), ("resnet50", "ResNet-50"), ("resnet101", "ResNet-101"))),
     ModelSpec("resnet18", "torchvision ResNet-18", _torchvision("resnet18")),
