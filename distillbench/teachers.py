@@ -41,8 +41,9 @@ def normalizer(spec, normalization, device) -> Normalizer:
     return Normalizer(spec.mean, spec.std, device)
 
 
-def cached_teacher_path(cache_dir: Path, dataset: str, arch: str) -> Path:
-    return Path(cache_dir) / "teachers" / f"{dataset}-{arch}.pt"
+def cached_teacher_path(cache_dir: Path, dataset: str, arch: str, seed: int = 0) -> Path:
+    """Where ``train-teacher`` keeps the teacher of (dataset, arch); seed K > 0 of ``--seeds`` beside it."""
+    return Path(cache_dir) / "teachers" / f"{dataset}-{arch}{f'-seed{seed}' if seed else ''}.pt"
 
 
 def save_teacher(path: Path, model, meta: dict) -> str:
@@ -106,11 +107,16 @@ def resolve_teachers(teacher_args, default_arch: str, spec, num_classes: int, ca
     return loaded
 
 
-def cached_teacher(cache_dir: Path, spec, arch: str, num_classes: int):
-    path = cached_teacher_path(cache_dir, spec.name, arch)
+def cached_teacher(cache_dir: Path, spec, name: str, num_classes: int):
+    """The cached teacher ``ARCH`` or ``ARCH@K`` (the one ``train-teacher --seeds`` trained with seed K)."""
+    arch, _, seed = name.partition("@")
+    if seed and not seed.isdigit():
+        raise UsageError(f"teacher '{name}': the part after @ must be a seed number, e.g. {arch}@1")
+    path = cached_teacher_path(cache_dir, spec.name, arch, int(seed or 0))
     if not path.is_file():
-        raise UsageError(f"no {arch} teacher for '{spec.name}' in {path.parent}; make one with "
-                         f"`distillbench train-teacher --dataset {spec.name} --arch {arch}` "
+        seeds = f" --seeds 0-{seed}" if seed else ""
+        raise UsageError(f"no {name} teacher for '{spec.name}' in {path.parent}; make one with "
+                         f"`distillbench train-teacher --dataset {spec.name} --arch {arch}{seeds}` "
                          "or pass --teacher ARCH=PATH")
     return load_teacher(path, arch, spec, num_classes)
 

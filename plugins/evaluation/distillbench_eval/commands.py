@@ -4,6 +4,22 @@ import click
 from distillbench.api import data_options, device_option, parse_pairs, seed_option
 
 
+def seed_list(text: str) -> list[int]:
+    """``0-4`` or ``0,2,5``: the seeds, in order."""
+    from distillbench.api import UsageError
+    try:
+        if "-" in text:
+            first, last = map(int, text.split("-"))
+            seeds = list(range(first, last + 1))
+        else:
+            seeds = [int(k) for k in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds {text}: expected a range A-B or a list A,B,... of seeds >= 0, e.g. 0-4")
+    return seeds
+
+
 def register(cli):
     @cli.command(name="train-teacher")
     @click.option("--dataset", default="mnist5k", show_default=True)
@@ -12,26 +28,29 @@ def register(cli):
     @seed_option
     @device_option
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a teacher-protocol setting.")
+    @click.option("--seeds", metavar="A-B|A,B,...", help="Train one teacher per seed (e.g. 0-4, for the "
+                  "five-teacher protocol); seed K > 0 is cached as ARCH@K. Default: the one of --seed.")
     @click.option("--force", is_flag=True, help="Retrain even if the cache has this teacher.")
     @data_options
-    def train_teacher(dataset, arch, epochs, seed, device, overrides, force, data):
+    def train_teacher(dataset, arch, epochs, seed, seeds, device, overrides, force, data):
         """Train a teacher on the full training set and cache it (with accuracy, config and checksum)."""
         from distillbench.api import cache_dir, cached_teacher_path, distributed, registry, resolve_device
         from distillbench_eval.protocols import for_dataset, resolve
         from distillbench_eval.training import train_teacher
         spec, model_spec = registry("dataset").get(dataset), registry("model").get(arch)
-        path = cached_teacher_path(cache_dir(), dataset, arch)
-        if path.is_file() and not force:
-            click.echo(f"teacher exists: {path} (use --force to retrain)")
-            return
         pairs = parse_pairs(overrides, "--set") | ({"epochs": str(epochs)} if epochs else {})
         protocol = for_dataset(resolve("teacher", pairs), spec)
         device = resolve_device(device)
-        result, checksum = train_teacher(spec, model_spec, data.load(spec, "train"), data.load(spec, "test"),
-                                         protocol, seed, device, path)
-        if distributed.is_main():
-            click.echo(f"teacher {arch} on {dataset}: test accuracy {result['final_acc'] * 100:.2f}% "
-                       f"({result['seconds']:.0f}s)\n  saved: {path} ({checksum})")
+        for k in seed_list(seeds) if seeds else [None]:
+            path = cached_teacher_path(cache_dir(), dataset, arch, k or 0)
+            if path.is_file() and not force:
+                click.echo(f"teacher exists: {path} (use --force to retrain)")
+                continue
+            result, checksum = train_teacher(spec, model_spec, data.load(spec, "train"), data.load(spec, "test"),
+                                             protocol, seed if k is None else k, device, path)
+            if distributed.is_main():
+                click.echo(f"teacher {arch}{'' if k is None else f' seed {k}'} on {dataset}: test accuracy "
+                           f"{result['final_acc'] * 100:.2f}% ({result['seconds']:.0f}s)\n  saved: {path} ({checksum})")
 
     @cli.command()
     @click.option("--show", "name", help="Print every setting of protocol NAME and where its source sets it.")

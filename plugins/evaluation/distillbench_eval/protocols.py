@@ -54,6 +54,7 @@ class Settings:
     extra_train_forward: bool = False  # RDED's second student forward per step (train mode, no grad): BN moves twice
     normalization: Literal["dataset", "imagenet"] = "dataset"
     teacher_arch: Optional[str] = None  # None: same architecture as the student
+    teachers: int = 1  # cached teachers of teacher_arch averaged: seeds 0..n-1 (train-teacher --seeds)
     teacher_train_mode: Optional[bool] = False  # the teacher labels in train mode: batch statistics (SRe2L CIFAR)
     fkd_seed: int = 42  # labels=fkd: the seed the whole stored plan is drawn from (SRe2L's --fkd-seed)
     amp: bool = True  # bf16 autocast on CUDA and on CPUs with native bf16
@@ -69,7 +70,8 @@ class Settings:
                   ("beta2", 0 <= self.beta2 < 1, "in [0, 1)"),
                   ("batch_size", self.batch_size is None or self.batch_size >= 1, ">= 1"),
                   ("eval_every", self.eval_every >= 1, ">= 1"), ("eval_after", 0 <= self.eval_after <= 1, "in [0, 1]"),
-                  ("eval_last", self.eval_last is None or self.eval_last >= 1, ">= 1")]
+                  ("eval_last", self.eval_last is None or self.eval_last >= 1, ">= 1"),
+                  ("teachers", self.teachers >= 1, ">= 1")]
         for key, ok, allowed in ranges:
             if not ok:
                 raise UsageError(f"protocol setting {key}={getattr(self, key)} is out of range: it must be {allowed}")
@@ -120,6 +122,7 @@ _RDED_SOURCES = {
     "normalization": "synthesize/utils.py L77-86, validation/main.py L111-113: ImageNet mean/std for every dataset",
     "teacher_arch": "scripts/*.sh: the student's own architecture",
     "teacher_train_mode": "validation/main.py L203: teacher_model.eval()",
+    "teachers": "validation/main.py L53-73: one teacher (the observer)",
 }
 
 _D3HR_SOURCES = {
@@ -144,6 +147,7 @@ _D3HR_SOURCES = {
     "normalization": "data_utils.py L276-303: ImageNet mean/std for every dataset",
     "teacher_arch": "validate.sh: the student's own architecture",
     "teacher_train_mode": "validate.py L157: teacher_model.eval()",
+    "teachers": "validate.py L55-62: one teacher",
 }
 
 _DD_RANKING_SOURCES = {
@@ -167,6 +171,8 @@ _DD_RANKING_SOURCES = {
     "batch_size": "DEVIATION: each method's config sets its own (SRe2L ImageNet 1024, RDED 100 / 50); here RDED's rule",
     "normalization": "SRe2L/ImageNet1K/IPC10.yaml L22-34: the dataset's mean and std (ImageNet's on ImageNet)",
     "teacher_train_mode": "soft_label.py: the teacher model in eval mode",
+    "teachers": "soft_label.py L157-172: the models of teacher_model_names; configs/Demo_LRS_Soft_Label.yaml L14: "
+                "one, ResNet-18-BN",
 }
 
 _SRE2L_SOURCES = {  # small: SRe2L/*small_dataset/relabel_cifar.py (.sh); large: SRe2L/relabel/, SRe2L/validate/
@@ -199,6 +205,7 @@ _SRE2L_SOURCES = {  # small: SRe2L/*small_dataset/relabel_cifar.py (.sh); large:
                           "with batch statistics; large: generate_soft_label.py L210 model.eval()",
     "fkd_seed": "relabel.sh --fkd-seed 42 (generate_soft_label.py L191-192)",
     "extra_train_forward": "none in SRe2L",
+    "teachers": "small: relabel_cifar.py L85-89, one squeeze model; large: relabel.sh -a resnet18, one",
 }
 
 PROTOCOLS = {p.name: p for p in [
@@ -212,6 +219,17 @@ PROTOCOLS = {p.name: p for p in [
              Settings(epochs=None, temperature=None, mix_alpha=None, eval_every=1, eval_last=10, report="best",
                       extra_train_forward=True, normalization="imagenet", rules="d3hr"),
              source=f"{D3HR} validation/validate.py, argument.py, utils/data_utils.py", sources=_D3HR_SOURCES,
+             repeats=5),
+    Protocol("d3hr-five-teachers", 1, "D3HR's validate_fiveteacher.py: d3hr with the logits of five teachers of the "
+             "student's architecture (seeds 0-4: train-teacher --seeds 0-4) averaged, the best after epoch 280",
+             Settings(epochs=None, temperature=None, mix_alpha=None, eval_every=1, eval_last=20, report="best",
+                      extra_train_forward=True, normalization="imagenet", rules="d3hr", teachers=5),
+             source=f"{D3HR} validation/validate_fiveteacher.py", sources={
+                 **_D3HR_SOURCES,
+                 "teachers": "validate_fiveteacher.py L55-70, L185-189: five ResNet-18s trained with seeds 0-4, "
+                             "their logits averaged before the softmax",
+                 "eval_last": "validate_fiveteacher.py L151: epoch > 280 (of ImageNet's 300; here the last 19 of "
+                              "any length)"},
              repeats=5),
     Protocol("dd-ranking", 2, "DD-Ranking's soft-label evaluation: RandomResizedCrop(0.08, 1) + flip, CutMix, online "
              "teacher at T=20, AdamW lr 1e-3 with weight decay 0.01 on every parameter, half cosine, 300 epochs, "

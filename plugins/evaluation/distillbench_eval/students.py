@@ -38,14 +38,21 @@ def stored_soft_labels(distilled, teacher, teacher_infos, images_u8, normalize, 
     return probs
 
 
+def cached_teachers(settings, student: str) -> str:
+    """The cached teachers a student learns from when no --teacher is given: ``teacher_arch`` (or the student's
+    architecture), seeds 0..teachers-1 (``ARCH@K``) where the protocol averages several."""
+    arch = settings.teacher_arch or student
+    return arch if settings.teachers == 1 else ",".join(f"{arch}@{k}" for k in range(settings.teachers))
+
+
 def check_request(request) -> None:
     """The protocol resolves and every student's teacher loads (where the class count is known up front)."""
     settings = for_dataset(resolve(request.protocol, request.overrides), request.spec).settings
     if settings.labels == "hard" or request.spec.num_classes is None:
         return
     for student in request.students:
-        resolve_teachers(request.teachers, settings.teacher_arch or student, request.spec, request.spec.num_classes,
-                         request.cache_dir)
+        resolve_teachers(request.teachers, cached_teachers(settings, student), request.spec,
+                         request.spec.num_classes, request.cache_dir)
 
 
 @dataclass
@@ -78,7 +85,7 @@ class Session:
         settings = protocol.settings
         if settings.labels == "hard":
             return Student(model_spec, protocol, None, [], None)
-        teacher, infos = load_ensemble(request.teachers, settings.teacher_arch or name, request.spec,
+        teacher, infos = load_ensemble(request.teachers, cached_teachers(settings, name), request.spec,
                                        self.num_classes, request.cache_dir, request.device, settings.normalization)
         stored = None
         if settings.labels == "stored":

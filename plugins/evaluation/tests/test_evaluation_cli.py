@@ -144,3 +144,30 @@ def test_merge_brings_in_another_roots_runs_and_evaluations_once(model_cache, tm
     assert "merged 0 runs and 0 evaluations" in invoke("merge", there, "--root", here).output
     missing = invoke("merge", tmp_path / "nowhere", "--root", here)
     assert missing.exit_code == 2 and "holds no results store" in missing.stderr
+
+
+def test_five_teacher_protocol_averages_the_seeded_teachers_train_teacher_makes(model_cache, tmp_path, root):
+    import json
+
+    from distillbench.store import Store
+    cache = tmp_path / "cache"
+    shutil.copytree(model_cache / "teachers", cache / "teachers")
+    env = {"DISTILLBENCH_CACHE": str(cache)}
+    made = invoke("train-teacher", "--dataset", "digits", "--arch", "conv3", "--epochs", "1", "--seeds", "0-1", env=env)
+    assert made.exit_code == 0 and "teacher exists" in made.output  # seed 0 is the cached teacher
+    seeded = json.loads((cache / "teachers" / "digits-conv3-seed1.json").read_text())
+    assert seeded["sha256"] != json.loads((cache / "teachers" / "digits-conv3.json").read_text())["sha256"]
+    made = invoke("run", "--method", "random", "--dataset", "digits", "--ipc", "2", "--root", root, env=env)
+    assert made.exit_code == 0
+    (run_id,) = Store(root).run_ids()
+    missing = invoke("evaluate", run_id, "--protocol", "d3hr-five-teachers", *FAST, "--root", root, env=env)
+    assert missing.exit_code == 2 and "no conv3@2 teacher" in missing.stderr and "--seeds 0-2" in missing.stderr
+    two = invoke("evaluate", run_id, "--protocol", "d3hr-five-teachers", *FAST, "--set", "teachers=2", "--repeats",
+                 "1", "--root", root, env=env)
+    assert two.exit_code == 0, two.output
+    (record,) = [json.loads(r["record"]) for r in Store(root)._rows("evaluations")]
+    assert [t["sha256"] for t in record["teachers"]] == [
+        json.loads((cache / "teachers" / name).read_text())["sha256"]
+        for name in ("digits-conv3.json", "digits-conv3-seed1.json")]
+    bad = invoke("train-teacher", "--dataset", "digits", "--seeds", "4-x", env=env)
+    assert bad.exit_code == 2 and "--seeds 4-x: expected a range A-B" in bad.stderr

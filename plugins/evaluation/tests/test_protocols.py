@@ -73,9 +73,9 @@ def test_settings_are_the_sources(name, dataset, ipc, student, expected):
 
 
 def test_every_setting_of_a_faithful_protocol_names_its_source():
-    for name in ("rded", "d3hr", "dd-ranking", "sre2l"):
+    for name in ("rded", "d3hr", "d3hr-five-teachers", "dd-ranking", "sre2l"):
         protocol = PROTOCOLS[name]
-        unsourced = {"augment", "shift", "rules", "amp", "eval_after" if name == "d3hr" else "eval_last",
+        unsourced = {"augment", "shift", "rules", "amp", "eval_after" if name.startswith("d3hr") else "eval_last",
                      "decay_all", "shuffle_patches", "extra_train_forward", "teacher_arch",
                      "fkd_seed"} - set(protocol.sources)
         assert set(vars(protocol.settings)) - unsourced <= set(protocol.sources), name
