@@ -269,3 +269,37 @@ def test_gvbsm_and_edc_pools_are_the_official_ones_in_their_order():
         "torchvision:resnet18", "torchvision:mobilenet_v2", "torchvision:efficientnet_b0",
         "torchvision:shufflenet_v2_x0_5", "torchvision:alexnet"]
     assert all(registry("model").get(arch) for arch in five + ["conv1_in", "conv2_in", "conv3_in_w32"])
+
+
+def test_edcs_collages_tile_the_lowest_loss_crops_of_the_best_images_two_by_two():
+    from distillbench_baselines.edc import collages
+    values = torch.randperm(140, generator=torch.Generator().manual_seed(0)).float() / 140
+    images = values.view(-1, 1, 1, 1).expand(140, 3, 16, 16).clone()  # image i: uniformly values[i]
+    brightness = lambda x: -x.mean((1, 2, 3))  # noqa: E731  a "loss" that prefers bright images and crops
+    made = collages(images, brightness, 3, torch.Generator().manual_seed(0), keep=100, chunk=64)
+    assert made.shape == (3, 3, 16, 16)
+    brightest = values.sort(descending=True).values[:3]  # 4 draws of one image tie: each collage is one image
+    assert torch.allclose(made, brightest.view(3, 1, 1, 1).expand_as(made), atol=1e-6)
+    patterned = torch.rand(140, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    made = collages(patterned, brightness, 3, torch.Generator().manual_seed(0), keep=100, chunk=64)
+    tiles = torch.stack([made[i, :, r:r + 8, c:c + 8] for i in range(3) for r in (0, 8) for c in (0, 8)])
+    assert brightness(tiles)[0] < brightness(tiles)[-1]  # image 0's top left: a better crop than the last tile
+    with pytest.raises(Exception, match="init=real"):
+        collages(images[:10], brightness, 20, torch.Generator().manual_seed(0))
+
+
+def test_edc_starts_from_its_class_collages_when_asked(digits):
+    from distillbench_baselines.edc import EDC
+    spec, ctx = digits
+    method = prepared(EDC, spec, {"init": "collages", "iterations": "1", "lr": "1e-9", "images_per_batch": "4",
+                                  "teacher_arch": "conv3"})
+    from distillbench.teachers import Ensemble
+    from distillbench_baselines.statistics import real_targets
+    method.teacher = Ensemble([small_teacher()])
+    real = [(torch.randn(20, 3, 32, 32), torch.arange(20) % 10)]
+    method.targets = [real_targets(method.teacher.models[0], real, 20, 4, num_classes=10)]
+    images = method.distill_unit(method.units(10, 2)[0], ctx)
+    made = method.class_collages(0, ctx)
+    pixels = (made * 255).to(torch.uint8)
+    for image in images[:2]:  # class 0's two images: each one of class 0's collages (up to rounding)
+        assert (image.int() - pixels.int()).abs().amax((1, 2, 3)).min() <= 1
