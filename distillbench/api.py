@@ -26,7 +26,7 @@ from distillbench.options import build as build_options, option, parse_pairs
 from distillbench.paper import PaperResult
 from distillbench.paths import cache_dir
 from distillbench.plugins import registry
-from distillbench.run import RunConfig
+from distillbench.distillation import RunConfig
 from distillbench.seeds import derive_seed
 
 _LAZY = {  # name -> module, imported on first use (they need torch)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from distillbench import paths
 from distillbench.errors import DistillbenchError, UsageError
 from distillbench.plugins import get_plugins, registry
 
@@ -156,19 +155,6 @@ def plugins(as_json):
             click.echo(f"  error: {error}")
 
 
-def _eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed, device, evaluator):
-    """The evaluation request, checked by its evaluator before any work starts."""
-    from distillbench.evaluator import EvalRequest
-    from distillbench.options import parse_pairs
-    for student in students:
-        registry("model").get(student)
-    request = EvalRequest(spec=spec, data=data, students=list(students), teachers=list(teachers),
-                          protocol=protocol, overrides=parse_pairs(overrides, "--set"), repeats=repeats, seed=seed,
-                          device=device, cache_dir=paths.cache_dir())
-    registry("evaluator").get(evaluator)().check(request)
-    return request
-
-
 def _print_result(record: dict) -> None:
     best = f", best {record['best_acc'] * 100:.2f}%" if record.get("best_acc") is not None else ""
     when = "stored earlier; --again re-trains" if record.get("reused") else f"{record['seconds']:.0f}s"
@@ -179,13 +165,19 @@ def _print_result(record: dict) -> None:
 def distill_and_report(cfg):
     """Distill (or resume, or reuse) a run, write its grid, say where both are."""
     from distillbench import distributed
-    from distillbench.grid import write_grid
-    from distillbench.run import distill
-    run_id, distilled = distill(cfg)
+    from distillbench.python_api import distill_with_grid
+    distilled = distill_with_grid(cfg)
     if distributed.is_main():
-        grid = write_grid(distilled, distilled.path / "grid.png")
-        click.echo(f"run {run_id}\n  distilled set: {distilled.path}\n  grid: {grid}")
+        click.echo(f"run {distilled.manifest['run_id']}\n  distilled set: {distilled.path}\n"
+                   f"  grid: {distilled.path / 'grid.png'}")
     return distilled
+
+
+def _request(students, teachers, protocol, overrides, repeats, seed, device) -> dict:
+    """The evaluation options as :func:`distillbench.python_api.evaluate` takes them."""
+    from distillbench.options import parse_pairs
+    return dict(students=students, teachers=teachers, protocol=protocol, overrides=parse_pairs(overrides, "--set"),
+                repeats=repeats, seed=seed, device=device)
 
 
 @cli.command()
@@ -202,19 +194,21 @@ def distill_and_report(cfg):
 def run(method, dataset, ipc, seed, device, options, do_evaluate, students, teachers, protocol, overrides,
         repeats, evaluator, again, data, root):
     """Distill DATASET with METHOD at IPC images per class, record it, optionally evaluate it."""
+    from distillbench import python_api
     from distillbench.device import resolve_device
-    from distillbench.evaluation import evaluate
     from distillbench.options import parse_pairs
-    from distillbench.run import RunConfig
-    spec = registry("dataset").get(dataset)
+    from distillbench.distillation import RunConfig
+    registry("dataset").get(dataset)
     device = resolve_device(device)
-    request = (_eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed, device, evaluator)
-               if do_evaluate else None)
+    request = _request(students, teachers, protocol, overrides, repeats, seed, device)
+    if do_evaluate:  # refuse a bad evaluation before any distilling
+        python_api.evaluation_request(dataset, evaluator=evaluator, data=data, **request)
     cfg = RunConfig(method=method, dataset=dataset, ipc=ipc, seed=seed, device=device,
                     options=parse_pairs(options), root=root, data=data)
     distilled = distill_and_report(cfg)
-    if request is not None:
-        evaluate(distilled, root, evaluator, request, on_result=_print_result, again=again)
+    if do_evaluate:
+        python_api.evaluate(distilled, root=root, evaluator=evaluator, again=again, on_result=_print_result,
+                            data=data, **request)
 
 
 @cli.command(name="evaluate")
@@ -229,14 +223,11 @@ def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, ov
                  again, data, root):
     """Evaluate TARGET: a recorded run id, a folder of distilled images, or `full`
     (the whole training set: the full-data reference of DD-Ranking's metrics)."""
+    from distillbench import python_api
     from distillbench.device import resolve_device
-    from distillbench.evaluation import evaluate
-    from distillbench.run import find_distilled
-    distilled = find_distilled(target, root, dataset, data)
-    spec = registry("dataset").get(distilled.manifest["dataset"] if dataset is None else dataset)
-    request = _eval_request(spec, data, students, teachers, protocol, overrides, repeats, seed,
-                            resolve_device(device), evaluator)
-    evaluate(distilled, root, evaluator, request, on_result=_print_result, again=again)
+    python_api.evaluate(target, dataset=dataset, root=root, evaluator=evaluator, again=again,
+                        on_result=_print_result, data=data,
+                        **_request(students, teachers, protocol, overrides, repeats, seed, resolve_device(device)))
 
 
 @cli.command()
@@ -255,19 +246,10 @@ def evaluate_cmd(target, dataset, seed, device, students, teachers, protocol, ov
 def compare(dataset, protocol, fmt, metric, plot, paper, root):
     """Paper-style table of stored evaluations: student x IPC rows, method columns."""
     from distillbench import tables
-    from distillbench.store import Store
+    from distillbench.python_api import stored_evaluations
     if plot:
         tables.plot_format(plot)  # refuse an unknown suffix before any work
-    store = Store(root)
-    df = store.evaluations(dataset, protocol)
-    if df.empty:
-        stored = store.evaluations()
-        raise UsageError(f"no evaluations stored under {root}"
-                         + (f" for dataset '{dataset}'" if dataset else "")
-                         + (f" under protocol '{protocol}'" if protocol else "")
-                         + (f" (stored: {', '.join(sorted(set(stored['dataset'] + ' under ' + stored['protocol'])))})"
-                            if not stored.empty else "")
-                         + "; run `distillbench run ... --evaluate` or `distillbench evaluate RUN` first")
+    df = stored_evaluations(root, dataset, protocol)
     click.echo(tables.render(df, fmt, f"{metric}_acc", registry("paper_result").items() if paper else ()))
     if plot:
         click.echo(f"plot: {tables.plot(df, plot, f'{metric}_acc')}", err=True)

@@ -69,7 +69,8 @@ class _TrialRunner:
     def earlier(self, key: str) -> Optional[dict]:
         earlier = None if self.again else self.store.recorded_evaluation(key)
         if earlier is not None:
-            self.report({**earlier, "reused": True})
+            earlier = {**earlier, "reused": True}
+            self.report(earlier)
         return earlier
 
     def trained(self, trial: Trial, key: str) -> dict:

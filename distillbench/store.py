@@ -117,25 +117,27 @@ class Store:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
 
-    def evaluations(self, dataset=None, protocol=None, run_id=None):
+    def evaluations(self, dataset=None, protocol=None, run_id=None, with_records: bool = False):
         """Evaluation rows as a pandas DataFrame (optionally of one dataset, protocol or run), the latest of
         each identity, with the accuracy its protocol reports (``reported_acc``: the final or the best, as the
         protocol's source does), the protocol's version, the kind of labels the record names (``hard`` for
         hard-label protocols) and the resolved method options, their defaults and model checksums of their run
-        (empty dicts for sets that were not distilled here)."""
+        (empty dicts for sets that were not distilled here); ``with_records``: each whole record too (``record``)."""
         import pandas as pd
         columns = ", ".join(f"e.{c}" for c in EVALUATION_COLUMNS)
         query = (f"SELECT {columns}, COALESCE(json_extract(e.record, '$.reported_acc'), e.final_acc), "
                  "json_extract(e.record, '$.protocol_resolved.version'), json_extract(e.record, '$.labels'), "
-                 "r.manifest FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id")
+                 "e.record, r.manifest FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id")
         filters = {column: value for column, value in (("dataset", dataset), ("protocol", protocol),
                                                        ("run_id", run_id)) if value}
         if filters:
             query += " WHERE " + " AND ".join(f"e.{column} = ?" for column in filters)
         with self._connect(write=False) as db:
             rows = db.execute(query + " ORDER BY e.id", tuple(filters.values())).fetchall()
-        df = pd.DataFrame([row[:-1] for row in rows],
+        df = pd.DataFrame([row[:-2] for row in rows],
                           columns=[*EVALUATION_COLUMNS, "reported_acc", "protocol_version", "labels"])
+        if with_records:
+            df["record"] = [json.loads(row[-2]) for row in rows]
         manifests = [json.loads(row[-1]) if row[-1] else {} for row in rows]
         df["options"] = [m.get("options", {}) for m in manifests]
         df["option_defaults"] = [m.get("option_defaults", {}) for m in manifests]
