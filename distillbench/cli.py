@@ -256,6 +256,21 @@ def compare(dataset, protocol, fmt, metric, plot, paper, root):
 
 
 @cli.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the page and its images (default: ROOT/report).")
+@click.option("--dataset", help="Only this dataset.")
+@click.option("--protocol", help="Only this evaluation protocol.")
+@root_option
+def report(out, dataset, protocol, root):
+    """A static HTML report of the stored results: per dataset and protocol the table (with the papers'
+    published cells), the plot, DD-Ranking's scores, the methods' images side by side and the protocol's
+    settings; each run's provenance.  Opens from disk."""
+    from distillbench.report import write_report
+    index = write_report(root, out or root / "report", dataset, protocol, registry("paper_result").items())
+    click.echo(f"report: {index}")
+
+
+@cli.command()
 @click.argument("run_id", required=False)
 @click.option("--grid", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG grid, one row per class.")
 @root_option

@@ -95,12 +95,13 @@ def results(root=DEFAULT_ROOT, dataset: Optional[str] = None, protocol: Optional
     return pd.concat([df, records.drop(columns=[c for c in records if c in df])], axis=1)
 
 
-def stored_evaluations(root=DEFAULT_ROOT, dataset: Optional[str] = None, protocol: Optional[str] = None):
-    """The store's evaluation rows that a table is made of; a usage error that names what is stored when
-    there are none."""
+def stored_evaluations(root=DEFAULT_ROOT, dataset: Optional[str] = None, protocol: Optional[str] = None,
+                       with_records: bool = False):
+    """The store's evaluation rows that a table is made of (``with_records``: each whole record too); a usage
+    error that names what is stored when there are none."""
     from distillbench.store import Store
     store = Store(Path(root))
-    df = store.evaluations(dataset, protocol)
+    df = store.evaluations(dataset, protocol, with_records=with_records)
     if df.empty:
         stored = store.evaluations()
         raise UsageError(f"no evaluations stored under {root}"

@@ -58,7 +58,7 @@ def labelled(df):
     return with_variants(with_protocol_versions(df))
 
 
-def _row_keys(df) -> list[str]:
+def row_keys(df) -> list[str]:
     return [k for k in ("dataset", "protocol") if df[k].nunique() > 1] + ["student", "ipc"]
 
 
@@ -84,7 +84,7 @@ def summary(df, metric: str = "final_acc"):
     """Per (row keys, method): mean, std (population over seeds, in %), n, the p-value of Welch's t-test against
     the row's highest mean (``p_vs_best``, 1 for the best itself) and ``marked``: the best at the printed
     precision (ties all count), or not distinguishable from it at :data:`ALPHA`."""
-    keys = _row_keys(df)
+    keys = row_keys(df)
     grouped = df.assign(acc=df[metric] * 100).groupby(keys + ["method"])["acc"]
     stats = grouped.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
     seeds = grouped.apply(list)
@@ -122,7 +122,7 @@ def marked_cells(df, metric: str = "final_acc"):
 
 
 def _pivoted(stats, df, values: str, missing):
-    table = stats.pivot(index=_row_keys(df), columns="method", values=values).fillna(missing)
+    table = stats.pivot(index=row_keys(df), columns="method", values=values).fillna(missing)
     table.columns.name = None
     return table
 
@@ -169,23 +169,31 @@ def render(df, fmt: str = "markdown", metric: str = "final_acc", paper=()) -> st
     if not distilled.empty and fmt == "csv":
         text, published = summary(distilled, metric).to_csv(index=False), "Published:"
     elif not distilled.empty:
-        marked = marked_cells(distilled, metric)
-        bold = marked.reset_index().assign(**{key: False for key in marked.index.names})
-        table, unmatched = _beside(pivot(distilled, metric).reset_index(), distilled, paper)
-        text = _format(table, fmt, bold=bold.reindex(columns=table.columns, fill_value=False))
+        table, bold, unmatched = marked_table(distilled, metric, paper)
+        text = _format(table, fmt, bold=bold)
         text += ("\n\n" + MARKED) if fmt == "markdown" else ""
     if unmatched:
-        text += f"\n\n{published}\n" + _format(_published(unmatched), fmt, floatfmt=".2f")
+        text += f"\n\n{published}\n" + _format(published_table(unmatched), fmt, floatfmt=".2f")
     ranking = ddranking.table(df, metric)
     if not ranking.empty:
         text += "\n\nDD-Ranking (w = 0.5; accuracies as fractions):\n" + _format(ranking, fmt)
     return text
 
 
+def marked_table(df, metric: str = "final_acc", paper=()):
+    """(the table of ``mean ± std`` strings with its row keys as columns and the published columns, a frame of
+    its shape that is True where a cell is set in bold, the published results no row matches) of labelled
+    rows without the full-data reference."""
+    marked = marked_cells(df, metric)
+    bold = marked.reset_index().assign(**{key: False for key in marked.index.names})
+    table, unmatched = _beside(pivot(df, metric).reset_index(), df, paper)
+    return table, bold.reindex(columns=table.columns, fill_value=False).astype(bool), unmatched
+
+
 def _beside(table, df, paper):
     """``table`` with a ``METHOD (paper)`` column holding each published result whose dataset, protocol, student
     and IPC match a row; the results that match none."""
-    keys = _row_keys(df)
+    keys = row_keys(df)
     fixed = {key: df[key].iloc[0] for key in ("dataset", "protocol") if key not in keys}
     unmatched = []
     for result in paper:
@@ -201,7 +209,7 @@ def _beside(table, df, paper):
     return table, unmatched
 
 
-def _published(results):
+def published_table(results):
     import pandas as pd
     return pd.DataFrame([{"dataset": r.dataset, "protocol": r.protocol, "student": r.student, "ipc": r.ipc,
                           "method": r.method, "published": r.cell(), "source": r.source}
@@ -213,7 +221,7 @@ def panels(df, metric: str = "final_acc") -> dict:
     several are present), so that a line never joins accuracies measured under different protocols."""
     df = labelled(df)
     stats = summary(df, metric)
-    keys = [k for k in _row_keys(df) if k != "ipc"]
+    keys = [k for k in row_keys(df) if k != "ipc"]
     return {" / ".join(map(str, key)): rows for key, rows in stats.groupby(keys)}
 
 
