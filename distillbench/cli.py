@@ -256,6 +256,22 @@ def compare(dataset, protocol, fmt, metric, plot, paper, root):
 
 
 @cli.command()
+@click.argument("run_id")
+@click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
+              help="hf: a Hugging Face `datasets` dataset (save_to_disk; push_to_hub from there).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write.")
+@root_option
+def export(run_id, fmt, out, root):
+    """Write the set of RUN_ID (or a set's folder) in another format: images, labels, stored soft labels, and
+    the manifest as metadata."""
+    from distillbench.distillation import find_distilled
+    from distillbench.hf import export as export_hf
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out} is not empty; name a new folder")
+    click.echo(f"exported: {export_hf(find_distilled(run_id, root), out)}")
+
+
+@cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the page and its images (default: ROOT/report).")
 @click.option("--dataset", help="Only this dataset.")

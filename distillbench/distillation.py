@@ -84,13 +84,17 @@ def distill(cfg: RunConfig):
 
 
 def find_distilled(target: str, root: Path, dataset=None, data: DataSource = DataSource()):
-    """A recorded run id, a finished set's folder, any ImageFolder (then ``dataset`` is needed),
-    or ``full``: the dataset's whole training split (the full-data reference)."""
+    """A recorded run id, a finished set's folder, any ImageFolder (then ``dataset`` is needed), a Hugging Face
+    dataset ``hf:PATH_OR_HUB_ID`` (:mod:`distillbench.hf`), or ``full``: the dataset's whole training split (the
+    full-data reference)."""
     if target == FULL_METHOD:
         if dataset is None:
             raise UsageError("evaluating 'full' (the whole training set) needs --dataset")
         spec = registry("dataset").get(dataset)
         return FullTrainingSet(spec, data.load(spec, "train"))
+    if target.startswith("hf:"):
+        from distillbench.hf import import_set
+        return import_set(target, root, registry("dataset").get(dataset) if dataset else None)
     recorded = Store(root).run(target)
     if recorded is not None:
         return DistilledSet.open(recorded[0])

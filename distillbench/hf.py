@@ -1,0 +1,120 @@
+"""Distilled sets as Hugging Face ``datasets``, out and in.
+
+Out (``distillbench export RUN --format hf --out DIR``): one row per image, ``image`` (the set's PNG bytes as
+they are), ``label`` (a ClassLabel of the dataset's class names), ``file`` (its path in the set), and a
+``soft_labels_KEY`` column per soft-label file the ``stored-labels`` protocol left beside the set; the run's
+manifest is the dataset's description (JSON).  ``save_to_disk`` layout, ready for ``push_to_hub``.
+
+In (``hf:PATH_OR_HUB_ID`` wherever a set is expected, e.g. ``distillbench evaluate hf:DIR --dataset cifar10``):
+a folder ``save_to_disk`` wrote, or a Hub dataset read through the library's cache (``HF_HUB_OFFLINE`` honoured),
+becomes a set folder under ``ROOT/imports/``, its images written back byte for byte where they are PNG bytes,
+so that a set exported here evaluates to the same identities as the original.
+"""
+import json
+import shutil
+from pathlib import Path
+
+from distillbench import atomic
+from distillbench.distilled import MANIFEST, DistilledSet, class_folder
+from distillbench.errors import UsageError
+
+PREFIX = "hf:"
+
+
+def export(distilled: DistilledSet, out: Path) -> Path:
+    """Write ``distilled`` to ``out`` as a ``datasets`` dataset (``save_to_disk``); ``out``."""
+    import datasets
+    from safetensors.torch import load_file
+    files = list(distilled.image_files())
+    names = distilled.manifest.get("class_names") or distilled.class_folders
+    columns = {"image": [{"bytes": file.read_bytes(), "path": file.name} for _, file in files],
+               "label": [label for label, _ in files],
+               "file": [file.relative_to(distilled.path).as_posix() for _, file in files]}
+    features = {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(names)),
+                "file": datasets.Value("string")}
+    for stored in sorted(distilled.path.glob("soft_labels-*.safetensors")):
+        key = stored.stem.removeprefix("soft_labels-")
+        columns[f"soft_labels_{key}"] = load_file(stored)["probs"].tolist()
+        features[f"soft_labels_{key}"] = datasets.Sequence(datasets.Value("float32"))
+    features = datasets.Features(features)
+    info = datasets.DatasetInfo(description=json.dumps({"distillbench_manifest": distilled.manifest}),
+                                features=features)
+    table = datasets.Dataset.from_dict(columns, features=features, info=info)
+    table.save_to_disk(str(out))
+    return Path(out)
+
+
+def load(source: str):
+    """The ``datasets.Dataset`` that ``hf:PATH_OR_HUB_ID`` names: a folder ``save_to_disk`` wrote, else a Hub
+    dataset's train split from the Hugging Face cache."""
+    import datasets
+    name = source.removeprefix(PREFIX)
+    if Path(name).is_dir():
+        return datasets.load_from_disk(name)
+    try:
+        return datasets.load_dataset(name, split="train")
+    except Exception as error:  # the library's own errors: not found, offline and not cached, no train split
+        raise UsageError(f"'{source}': no dataset folder there and no Hub dataset '{name}' in the Hugging Face "
+                         f"cache ({type(error).__name__}); save one with `distillbench export` or fetch it "
+                         "online once") from None
+
+
+def import_set(source: str, root: Path, spec=None) -> DistilledSet:
+    """The set that ``hf:...`` names, as a set folder under ``root/imports/`` (written once per dataset
+    fingerprint); ``spec`` (a DatasetSpec, or None) names the dataset where the set's metadata does not."""
+    table = load(source)
+    if "image" not in table.column_names or "label" not in table.column_names:
+        raise UsageError(f"'{source}' has columns {table.column_names}; a set needs 'image' and 'label'")
+    manifest = _manifest(table, source, spec)
+    folder = Path(root) / "imports" / table._fingerprint
+    if not (folder / MANIFEST).is_file():
+        staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        for row, file in zip(_encoded_images(table), _files(table, manifest)):
+            path = staging / file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(row)
+        atomic.write_json(staging / MANIFEST, manifest)
+        staging.rename(folder)
+    return DistilledSet.open(folder)
+
+
+def _manifest(table, source: str, spec) -> dict:
+    """The exported manifest, or a minimal one for a set made elsewhere."""
+    try:
+        return json.loads(table.info.description or "{}")["distillbench_manifest"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        if spec is None:
+            raise UsageError(f"'{source}' carries no distillbench manifest; say which dataset it distills with "
+                             "--dataset") from None
+        names = getattr(table.features["label"], "names", None) or [str(c) for c in range(spec.num_classes)]
+        counts = [0] * len(names)
+        for label in table["label"]:
+            counts[label] += 1
+        return {"method": source, "dataset": spec.name, "ipc": min(counts), "image_size": spec.image_size,
+                "class_names": names, "class_folders": [class_folder(c, n, len(names)) for c, n in enumerate(names)],
+                "seed": None}
+
+
+def _files(table, manifest: dict) -> list:
+    """Each row's path in the set: the exported one, else ``CLASS_FOLDER/NNNNN.png``."""
+    if "file" in table.column_names:
+        return table["file"]
+    folders = manifest["class_folders"]
+    return [f"{folders[label]}/{index:05d}.png" for index, label in enumerate(table["label"])]
+
+
+def _encoded_images(table):
+    """Each row's image file bytes: as stored where they are PNG, else the decoded image encoded as PNG."""
+    import io
+    raw = table.cast_column("image", type(table.features["image"])(decode=False))["image"]
+    for image in raw:
+        data = image.get("bytes") if isinstance(image, dict) else None
+        if data is not None and data[:8] == b"\x89PNG\r\n\x1a\n":
+            yield data
+            continue
+        from PIL import Image
+        with Image.open(io.BytesIO(data) if data is not None else image["path"]) as decoded:
+            buffer = io.BytesIO()
+            decoded.convert("RGB").save(buffer, format="PNG")
+            yield buffer.getvalue()
