@@ -10,6 +10,7 @@ from distillbench.datasets import DataSource
 from distillbench.distilled import FULL_METHOD, DistilledSet, FullTrainingSet
 from distillbench.errors import UsageError
 from distillbench.method import RunContext, options_dict
+from distillbench.paths import file_name
 from distillbench.plugins import get_plugins, registry
 from distillbench.provenance import versions
 from distillbench.runner import run_units
@@ -33,7 +34,7 @@ def run_id_for(cfg: RunConfig, options: dict, train_fingerprint: str, models: di
     resumes only from work done on the same inputs (not, say, before --skip-bad-images changed the image
     list or a backbone was retrained)."""
     digest = json_digest({"options": options, "train": train_fingerprint, "models": models})[:8]
-    return f"{cfg.dataset}-{cfg.method}-ipc{cfg.ipc}-seed{cfg.seed}-{digest}"
+    return f"{file_name(cfg.dataset)}-{cfg.method}-ipc{cfg.ipc}-seed{cfg.seed}-{digest}"
 
 
 def check_ipc(ipc: int, train, dataset: str, bounded: bool = True) -> None:

@@ -10,6 +10,7 @@ a folder ``save_to_disk`` wrote, or a Hub dataset read through the library's cac
 becomes a set folder under ``ROOT/imports/``, its images written back byte for byte where they are PNG bytes,
 so that a set exported here evaluates to the same identities as the original.
 """
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -44,15 +45,15 @@ def export(distilled: DistilledSet, out: Path) -> Path:
     return Path(out)
 
 
-def load(source: str):
+def load(source: str, split: str = "train"):
     """The ``datasets.Dataset`` that ``hf:PATH_OR_HUB_ID`` names: a folder ``save_to_disk`` wrote, else a Hub
-    dataset's train split from the Hugging Face cache."""
+    dataset's ``split`` from the Hugging Face cache."""
     import datasets
     name = source.removeprefix(PREFIX)
     if Path(name).is_dir():
         return datasets.load_from_disk(name)
     try:
-        return datasets.load_dataset(name, split="train")
+        return datasets.load_dataset(name, split=split)
     except Exception as error:  # the library's own errors: not found, offline and not cached, no train split
         raise UsageError(f"'{source}': no dataset folder there and no Hub dataset '{name}' in the Hugging Face "
                          f"cache ({type(error).__name__}); save one with `distillbench export` or fetch it "
@@ -118,3 +119,85 @@ def _encoded_images(table):
             buffer = io.BytesIO()
             decoded.convert("RGB").save(buffer, format="PNG")
             yield buffer.getvalue()
+
+
+class HubDatasets:
+    """The ``hf:`` dataset family: ``--dataset hf:NAME_OR_PATH[?image=COLUMN&label=COLUMN&size=PX&test=SPLIT]``
+    trains and distils from a Hugging Face image-classification dataset (a Hub id read through the library's
+    cache, or a folder ``save_to_disk`` wrote), its images held in memory at ``size`` px (default 32: the
+    shorter side resized, then centre-cropped), its normalisation measured on its train split."""
+
+    name = PREFIX
+    description = ("a Hugging Face image-classification dataset: hf:NAME_OR_PATH[?image=COL&label=COL&size=PX"
+                   "&test=SPLIT] (default columns image and label, 32 px, test split 'test')")
+
+    def member(self, name: str):
+        return _member(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _member(name: str):
+    from distillbench.datasets import DatasetSpec
+    options = _dataset_options(name)
+    train = _split(name, "train")
+    images = train.images.float() / 255
+    return DatasetSpec(name, f"Hugging Face dataset {options['source']}", train.num_classes, options["size"],
+                       tuple(images.mean((0, 2, 3)).tolist()), tuple(images.std((0, 2, 3)).tolist()),
+                       lambda data_dir, split, download: _split(name, split))
+
+
+def _dataset_options(name: str) -> dict:
+    from urllib.parse import parse_qs
+    source, _, query = name.removeprefix(PREFIX).partition("?")
+    given = {key: values[-1] for key, values in parse_qs(query).items()}
+    unknown = sorted(set(given) - {"image", "label", "size", "test"})
+    if unknown or not source or not given.get("size", "32").isdigit():
+        raise UsageError(f"--dataset {name}: expected hf:NAME_OR_PATH[?image=COL&label=COL&size=PX&test=SPLIT]"
+                         + (f"; unknown key '{unknown[0]}'" if unknown else ""))
+    return {"source": source, "image": given.get("image", "image"), "label": given.get("label", "label"),
+            "size": int(given.get("size", 32)), "test": given.get("test", "test")}
+
+
+@functools.lru_cache(maxsize=None)
+def _split(name: str, split: str):
+    """The split's images as a TensorImageSet, decoded once and cached (keyed by the split's fingerprint)."""
+    import torch
+
+    from distillbench import paths
+    from distillbench.datasets import TensorImageSet
+    options = _dataset_options(name)
+    table = _table(name, options["source"], "train" if split == "train" else options["test"])
+    for column in (options["image"], options["label"]):
+        if column not in table.column_names:
+            raise UsageError(f"--dataset {name}: no column '{column}' (it has {', '.join(table.column_names)}); "
+                             "name the image and label columns with ?image=COL&label=COL")
+    cached = paths.cache_dir() / "datasets" / f"{paths.file_name(name)}-{split}-{table._fingerprint}.pt"
+    if not cached.is_file():
+        labels = torch.tensor(table[options["label"]])
+        names = (getattr(table.features[options["label"]], "names", None)
+                 or [str(c) for c in range(int(labels.max()) + 1)])
+        images = torch.stack([_pixels(image, options["size"]) for image in table[options["image"]]])
+        atomic.write_torch(cached, {"images": images, "labels": labels, "names": names})
+    stored = torch.load(cached, weights_only=True)
+    return TensorImageSet(stored["images"], stored["labels"], stored["names"])
+
+
+def _table(name: str, source: str, split: str):
+    """One split of a ``save_to_disk`` folder or of a Hub dataset in the cache."""
+    import datasets
+    if Path(source).is_dir():
+        saved = datasets.load_from_disk(source)
+        if isinstance(saved, datasets.DatasetDict):
+            if split not in saved:
+                raise UsageError(f"--dataset {name}: no split '{split}' (it has {', '.join(saved)}); name the test "
+                                 "split with ?test=SPLIT")
+            return saved[split]
+        return saved
+    return load(f"{PREFIX}{source}", split)
+
+
+def _pixels(image, size: int):
+    """A PIL image as uint8 [3, size, size]: the shorter side resized to ``size``, centre-cropped."""
+    import torch
+    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
+    return center_crop(resize(pil_to_tensor(image.convert("RGB")), size, antialias=True), size).to(torch.uint8)

@@ -31,10 +31,14 @@ class Registry:
         self._entries[name] = Entry(item, plugin)
 
     def get(self, name: str):
-        try:
+        """The item named ``name``; for ``PREFIX:REST``, the member that the family registered under ``PREFIX:``
+        names (a family has a ``member(name)`` method, e.g. the ``hf:`` datasets)."""
+        if name in self._entries:
             return self._entries[name].item
-        except KeyError:
-            raise UsageError(f"unknown {self.kind} '{name}'; choose one of: {choices_hint(self._entries)}") from None
+        family = self._entries.get(name.partition(":")[0] + ":") if ":" in name else None
+        if family is not None:
+            return family.item.member(name)
+        raise UsageError(f"unknown {self.kind} '{name}'; choose one of: {choices_hint(self._entries)}")
 
     def origin(self, name: str) -> str:
         return self._entries[name].plugin

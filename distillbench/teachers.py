@@ -13,6 +13,7 @@ import torch
 from distillbench import atomic, published
 from distillbench.checksum import sha256_file
 from distillbench.errors import UsageError
+from distillbench.paths import file_name
 from distillbench.plugins import registry
 
 
@@ -43,7 +44,7 @@ def normalizer(spec, normalization, device) -> Normalizer:
 
 def cached_teacher_path(cache_dir: Path, dataset: str, arch: str, seed: int = 0) -> Path:
     """Where ``train-teacher`` keeps the teacher of (dataset, arch); seed K > 0 of ``--seeds`` beside it."""
-    return Path(cache_dir) / "teachers" / f"{dataset}-{arch}{f'-seed{seed}' if seed else ''}.pt"
+    return Path(cache_dir) / "teachers" / f"{file_name(dataset)}-{arch}{f'-seed{seed}' if seed else ''}.pt"
 
 
 def save_teacher(path: Path, model, meta: dict) -> str:

@@ -50,3 +50,33 @@ def test_a_set_made_elsewhere_evaluates_under_the_dataset_named(model_cache, roo
     assert set(Store(root).evaluations()["method"]) == {f"hf:{tmp_path / 'theirs'}"}
     missing = invoke("evaluate", "hf:nobody/no-such-set", "--dataset", "digits", "--root", root, env=env)
     assert missing.exit_code == 2 and "no Hub dataset 'nobody/no-such-set' in the Hugging Face cache" in missing.stderr
+
+
+def test_a_hugging_face_dataset_is_a_dataset_to_train_and_distil_from(tmp_path, root):
+    from distillbench.plugins import registry
+    env = {"DISTILLBENCH_CACHE": str(tmp_path / "cache")}
+    generator = torch.Generator().manual_seed(0)
+
+    def split(n):  # class c: bright in channel c % 3, so that a teacher can learn it
+        labels = [k % 3 for k in range(n)]
+        pixels = [(torch.rand(40, 48, 3, generator=generator) * 60).to(torch.uint8) for _ in labels]
+        for image, label in zip(pixels, labels):
+            image[..., label] += 150
+        return {"img": [Image.fromarray(p.numpy()) for p in pixels], "fine": labels}
+    features = datasets.Features({"img": datasets.Image(), "fine": datasets.ClassLabel(names=["r", "g", "b"])})
+    datasets.DatasetDict({name: datasets.Dataset.from_dict(split(n), features=features)
+                          for name, n in (("train", 60), ("validation", 30))}).save_to_disk(str(tmp_path / "set"))
+    name = f"hf:{tmp_path / 'set'}?image=img&label=fine&size=16&test=validation"
+    spec = registry("dataset").get(name)
+    assert (spec.num_classes, spec.image_size) == (3, 16) and spec.mean[0] > 0.3
+    train = spec.load("train")
+    assert train.load([0, 1]).shape == (2, 3, 16, 16) and train.class_names == ["r", "g", "b"]
+    teacher = invoke("train-teacher", "--dataset", name, "--arch", "conv3", "--epochs", "3", env=env)
+    assert teacher.exit_code == 0 and "test accuracy" in teacher.output, teacher.output
+    result = invoke("run", "--method", "herding", "--dataset", name, "--ipc", "2", "--root", root, env=env)
+    assert result.exit_code == 0, result.output
+    (made,) = finished_sets(root)
+    assert made.name.startswith("hf_") and json.loads((made / "manifest.json").read_text())["dataset"] == name
+    wrong = invoke("run", "--method", "random", "--dataset", f"hf:{tmp_path / 'set'}?image=pic", "--ipc", "1",
+                   "--root", root, env=env)
+    assert wrong.exit_code == 2 and "no column 'pic'" in wrong.stderr

@@ -176,5 +176,7 @@ BUILTIN_DATASETS = [
 
 @hookimpl
 def register_datasets(register):
+    from distillbench.hf import HubDatasets
     for spec in BUILTIN_DATASETS:
         register(spec)
+    register(HubDatasets())

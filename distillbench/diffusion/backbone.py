@@ -23,7 +23,7 @@ BACKBONE_FIX = "check the backbone's weights (or use --option amp=fp32)"
 
 
 def cached_backbone_dir(dataset: str) -> Path:
-    return paths.cache_dir() / "d3hr" / "backbones" / dataset
+    return paths.cache_dir() / "d3hr" / "backbones" / paths.file_name(dataset)
 
 
 def pipeline_folder(name) -> Path:
