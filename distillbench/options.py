@@ -32,7 +32,8 @@ def _convert(value: str, annotation, key: str):
     origin = typing.get_origin(annotation)
     if origin is typing.Union:
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value.lower() == "none":
+        literal = typing.get_origin(inner[0]) is typing.Literal and value in typing.get_args(inner[0])
+        if value.lower() == "none" and not literal:  # mix=none is the choice "none", not "left to the rules"
             return None
         return _convert(value, inner[0], key)
     if origin is typing.Literal:

@@ -121,12 +121,14 @@ class Store:
         """Evaluation rows as a pandas DataFrame (optionally of one dataset, protocol or run), the latest of
         each identity, with the accuracy its protocol reports (``reported_acc``: the final or the best, as the
         protocol's source does), the protocol's version, the kind of labels the record names (``hard`` for
-        hard-label protocols) and the resolved method options, their defaults and model checksums of their run
+        hard-label protocols), the protocol settings the evaluation overrode (``--set``; empty for records from before
+        they were recorded) and the resolved method options, their defaults and model checksums of their run
         (empty dicts for sets that were not distilled here); ``with_records``: each whole record too (``record``)."""
         import pandas as pd
         columns = ", ".join(f"e.{c}" for c in EVALUATION_COLUMNS)
         query = (f"SELECT {columns}, COALESCE(json_extract(e.record, '$.reported_acc'), e.final_acc), "
                  "json_extract(e.record, '$.protocol_resolved.version'), json_extract(e.record, '$.labels'), "
+                 "json_extract(e.record, '$.protocol_overrides'), "
                  "e.record, r.manifest FROM evaluations e LEFT JOIN runs r ON e.run_id = r.run_id")
         filters = {column: value for column, value in (("dataset", dataset), ("protocol", protocol),
                                                        ("run_id", run_id)) if value}
@@ -135,7 +137,9 @@ class Store:
         with self._connect(write=False) as db:
             rows = db.execute(query + " ORDER BY e.id", tuple(filters.values())).fetchall()
         df = pd.DataFrame([row[:-2] for row in rows],
-                          columns=[*EVALUATION_COLUMNS, "reported_acc", "protocol_version", "labels"])
+                          columns=[*EVALUATION_COLUMNS, "reported_acc", "protocol_version", "labels",
+                                   "protocol_overrides"])
+        df["protocol_overrides"] = [json.loads(o) if isinstance(o, str) else {} for o in df["protocol_overrides"]]
         if with_records:
             df["record"] = [json.loads(row[-2]) for row in rows]
         manifests = [json.loads(row[-1]) if row[-1] else {} for row in rows]

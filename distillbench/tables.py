@@ -41,21 +41,31 @@ def with_variants(df):
     return df.assign(method=labels).drop(columns=[c for c in ("options", "option_defaults", "models") if c in df])
 
 
-def with_protocol_versions(df):
+def protocol_label(name: str, overrides: dict, version=None) -> str:
+    """How a table names a protocol: its name, its version where needed, the settings overridden
+    (``rded v2[epochs=40]``)."""
+    shown = ",".join(f"{k}={v}" for k, v in sorted((overrides or {}).items()))
+    return f"{name}{f' v{version}' if version is not None else ''}{f'[{shown}]' if shown else ''}"
+
+
+def with_protocol_labels(df):
     """``df`` with a protocol's name suffixed by its version (``rded v1``) where records of several versions of
-    it are present, so that a changed protocol never shares a row with its older records."""
+    it are present, so that a changed protocol never shares a row with its older records, and by the settings an
+    evaluation overrode (``rded[epochs=40]``), so that another training never shares a cell."""
     if "protocol_version" not in df:
         return df
     versions = df["protocol_version"].fillna(0).astype(int)
     mixed = versions.groupby(df["protocol"]).transform("nunique") > 1
-    labels = df["protocol"].where(~mixed, df["protocol"] + " v" + versions.astype(str))
+    overrides = df["protocol_overrides"] if "protocol_overrides" in df else [{}] * len(df)
+    labels = [protocol_label(name, over, version if several else None)
+              for name, over, version, several in zip(df["protocol"], overrides, versions, mixed)]
     return df.assign(protocol=labels).drop(columns=["protocol_version"])
 
 
 def labelled(df):
     """``df`` with methods and protocols named as tables show them (see :func:`with_variants` and
-    :func:`with_protocol_versions`)."""
-    return with_variants(with_protocol_versions(df))
+    :func:`with_protocol_labels`)."""
+    return with_variants(with_protocol_labels(df))
 
 
 def row_keys(df) -> list[str]:
@@ -163,6 +173,7 @@ def render(df, fmt: str = "markdown", metric: str = "final_acc", paper=()) -> st
     its rows, followed by the published results no row matches and by DD-Ranking's scores where their inputs
     were stored.  As CSV: one line per cell, with mean, std, n and the p-value against the row's best."""
     from distillbench import ddranking
+    robustness = ddranking.ars_table(df, metric)
     df = labelled(df)
     distilled = df[df["method"] != FULL_METHOD]
     text, unmatched, published = "", list(paper), "Published, not measured here:"
@@ -177,6 +188,9 @@ def render(df, fmt: str = "markdown", metric: str = "final_acc", paper=()) -> st
     ranking = ddranking.table(df, metric)
     if not ranking.empty:
         text += "\n\nDD-Ranking (w = 0.5; accuracies as fractions):\n" + _format(ranking, fmt)
+    if not robustness.empty:
+        text += ("\n\nDD-Ranking's augmentation robustness (lambda = 0.5; gains over random as fractions):\n"
+                 + _format(robustness, fmt))
     return text
 
 

@@ -38,3 +38,17 @@ def test_bad_values_are_rejected_with_the_choices(pairs, message):
 def test_malformed_pairs(pair):
     with pytest.raises(UsageError, match="expected key=value"):
         parse_pairs([pair])
+
+
+def test_none_is_a_choice_where_the_choices_name_it_and_left_unset_elsewhere():
+    from dataclasses import dataclass
+    from typing import Literal, Optional
+
+    from distillbench.options import build
+
+    @dataclass(frozen=True)
+    class Settings:
+        mix: Optional[Literal["cutmix", "none"]] = "cutmix"
+        lr: Optional[float] = 0.1
+    assert build(Settings, {"mix": "none"}, "t").mix == "none"  # --set mix=none: no mixing
+    assert build(Settings, {"lr": "none"}, "t").lr is None

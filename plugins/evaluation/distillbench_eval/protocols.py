@@ -33,7 +33,7 @@ class Settings:
     temperature: Optional[float] = 20.0  # None: 20 with CutMix, 4 with mixup (RDED, D3HR)
     mix: Optional[Literal["cutmix", "mixup", "none"]] = "cutmix"
     mix_alpha: Optional[float] = 1.0  # Beta(alpha, alpha); None: 1 with CutMix, 0.8 with mixup (RDED, D3HR)
-    augment: Optional[Literal["resized_crop", "shift"]] = "resized_crop"
+    augment: Optional[Literal["resized_crop", "shift", "none"]] = "resized_crop"  # none: no crop, no flip (ARS)
     shuffle_patches: Optional[int] = 1  # ShufflePatches(factor) before the crop; None: RDED's factor for the size
     crop_scale_min: Optional[float] = 0.08  # resized_crop: smallest area fraction; None: 1 / shuffle_patches
     shift: int = 4  # shift: RandomCrop padding in pixels
@@ -325,9 +325,12 @@ def resolve_for(protocol: Protocol, spec, student: str, student_lr: float, ipc: 
 def load_file(path: Path) -> Protocol:
     try:
         data = json.loads(path.read_text())
-        settings = {k: str(v) if v is not None else "none" for k, v in data.get("settings", {}).items()}
+        given = data.get("settings", {})
+        settings = build_options(Settings, {k: str(v) for k, v in given.items() if v is not None},
+                                 owner=f"protocol file {path}")
+        left = {k: None for k, v in given.items() if v is None}  # null: left to the protocol's rules
         return Protocol(str(data["name"]), int(data["version"]), str(data.get("description", "")),
-                        build_options(Settings, settings, owner=f"protocol file {path}"))
+                        replace(settings, **left))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"cannot read protocol file {path}: {type(exc).__name__}: {exc}; expected JSON "
                          '{"name": ..., "version": 1, "settings": {...}}') from None

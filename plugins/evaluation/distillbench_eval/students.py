@@ -123,4 +123,5 @@ class Session:
                              checkpoint=Checkpoint(ctx.checkpoint))
         reported = result["best_acc"] if settings.report == "best" else result["final_acc"]
         return {"labels": "hard" if settings.labels == "hard" else "soft", "reported_acc": reported,
+                "protocol_overrides": self.request.overrides,
                 "report": settings.report, "skipped_test_images": len(self.test_split.skipped), **result}

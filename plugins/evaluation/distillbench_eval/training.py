@@ -130,7 +130,9 @@ class BatchMaker:
     def batch(self, index) -> Batch:
         s, n, size = self.settings, len(index), self.images.shape[-1]
         x = self.images[index].float() / 255
-        if s.augment == "shift":
+        if s.augment == "none":  # DD-Ranking's ARS "without augmentation": the images as they are
+            crops = shift_params(n, size, self.generator, x.device, 0, False)
+        elif s.augment == "shift":
             crops = shift_params(n, size, self.generator, x.device, s.shift, s.flip)
         else:
             x = shuffle_patches(x, self.generator, s.shuffle_patches)

@@ -1,6 +1,7 @@
 """The evaluation loop end to end on digits: teacher, protocols, store, compare, DD-Ranking."""
 import shutil
 
+import pytest
 import torch
 
 from distillbench.testing import invoke
@@ -36,8 +37,8 @@ def test_run_evaluate_compare_with_ddranking(model_cache, root):
                     env=env)
     assert stored.exit_code == 0, stored.output
     assert len(list((root / "runs" / run_id).glob("soft_labels-*.safetensors"))) == 1
-    full = invoke("evaluate", "full", "--dataset", "digits", "--protocol", "hard-label", "--repeats", "1",
-                  "--set", "epochs=1", "--root", root, env=env)
+    full = invoke("evaluate", "full", "--dataset", "digits", "--protocol", "hard-label", "--repeats", "1", *FAST,
+                  "--root", root, env=env)  # the same training as the sets' (a row of its own otherwise)
     assert full.exit_code == 0, full.output
     # A second "method": the same images as a bare ImageFolder, so that DD-Ranking has a method to rank.
     plain = root / "plain"
@@ -171,3 +172,31 @@ def test_five_teacher_protocol_averages_the_seeded_teachers_train_teacher_makes(
         for name in ("digits-conv3.json", "digits-conv3-seed1.json")]
     bad = invoke("train-teacher", "--dataset", "digits", "--seeds", "4-x", env=env)
     assert bad.exit_code == 2 and "--seeds 4-x: expected a range A-B" in bad.stderr
+
+
+def test_augmentation_robustness_pairs_evaluations_with_and_without_augmentation(model_cache, root):
+    import math
+
+    from distillbench import ddranking, tables
+    from distillbench.store import Store
+    env = {"DISTILLBENCH_CACHE": str(model_cache)}
+    bare = ["--set", "mix=none", "--set", "augment=none"]
+    for method in (["--method", "random"], ["--method", "sre2l", "--option", "iterations=2"]):
+        for extra in ([], bare):
+            result = invoke("run", *method, "--dataset", "digits", "--ipc", "2", "--evaluate", *FAST, *extra,
+                            "--repeats", "1", "--root", root, env=env)
+            assert result.exit_code == 0, result.output
+    df = Store(root).evaluations()
+    labels = set(tables.labelled(df)["protocol"])
+    assert labels == {"rded[epochs=2,eval_after=0,eval_every=1]",
+                      "rded[augment=none,epochs=2,eval_after=0,eval_every=1,mix=none]"}  # never one cell
+    (row,) = ddranking.ars_table(df).to_dict("records")
+    acc = {(r["method"], r["protocol_overrides"].get("mix") == "none"): r["final_acc"] for _, r in df.iterrows()}
+    gain, bare_gain = acc[("sre2l", False)] - acc[("random", False)], acc[("sre2l", True)] - acc[("random", True)]
+    beta = 0.5 * gain + 0.5 * bare_gain
+    assert row["method"] == "sre2l" and row["ARS"] == pytest.approx((math.exp(beta) - math.exp(-1)) /
+                                                                     (math.e - math.exp(-1)))
+    output = invoke("compare", "--root", root, env=env).output
+    assert "augmentation robustness" in output and "gain_no_aug" in output
+    assert ddranking.ars(0, 0) == pytest.approx((1 - math.exp(-1)) / (math.e - math.exp(-1)))
+    assert ddranking.ars(1, 1) == pytest.approx(1) and ddranking.ars(-1, -1) == pytest.approx(0)

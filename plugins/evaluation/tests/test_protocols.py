@@ -153,3 +153,15 @@ def test_dd_ranking_decays_every_parameter_where_rded_spares_biases_and_batch_no
         groups = make_optimizer(model, resolved(name, "cifar10", 10, "conv3"), 1e-3).param_groups
         decayed = sum(len(g["params"]) for g in groups if g["weight_decay"] > 0)
         assert (decayed == len(list(model.parameters()))) == every
+
+
+def test_a_protocol_file_leaves_null_settings_to_the_rules_and_takes_none_as_a_choice(tmp_path):
+    import json
+
+    from distillbench_eval.protocols import load_file
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"name": "mine", "version": 1, "settings": {"mix": "none", "epochs": None,
+                                                                          "augment": "none", "lr": 0.01}}))
+    protocol = load_file(path)
+    assert (protocol.settings.mix, protocol.settings.augment, protocol.settings.epochs, protocol.settings.lr) == \
+        ("none", "none", None, 0.01)
