@@ -70,13 +70,14 @@ def ars_table(df, metric: str = "final_acc", lam: float = 0.5):
     the store's rows (with ``protocol_overrides``), before the table labels them."""
     import pandas as pd
 
-    from distillbench.tables import protocol_label
-    soft = df[df.get("labels", pd.Series(None, index=df.index)) != "hard"]
+    from distillbench.tables import protocol_label, with_variants
+    soft = with_variants(df[df.get("labels", pd.Series(None, index=df.index)) != "hard"])
     if soft.empty or "protocol_overrides" not in soft:
         return pd.DataFrame()
     bare = soft["protocol_overrides"].map(lambda o: all(o.get(k) == v for k, v in NO_AUGMENTATION.items()))
-    base = [protocol_label(p, {k: v for k, v in o.items() if k not in NO_AUGMENTATION})
-            for p, o in zip(soft["protocol"], soft["protocol_overrides"])]
+    version = soft["protocol_version"] if "protocol_version" in soft else 0
+    base = [protocol_label(p, {k: v for k, v in o.items() if not (b and k in NO_AUGMENTATION)}, f"{v}")
+            for p, o, b, v in zip(soft["protocol"], soft["protocol_overrides"], bare, version)]
     means = soft.assign(base=base, bare=bare).groupby(["dataset", "student", "ipc", "base", "method", "bare"])[
         metric].mean()
     rows = []

@@ -192,6 +192,9 @@ def _table(name: str, source: str, split: str):
                 raise UsageError(f"--dataset {name}: no split '{split}' (it has {', '.join(saved)}); name the test "
                                  "split with ?test=SPLIT")
             return saved[split]
+        if split != "train":
+            raise UsageError(f"--dataset {name}: the folder holds one split; save a DatasetDict with train and "
+                             f"{split} splits (the test split is never the training images)")
         return saved
     return load(f"{PREFIX}{source}", split)
 

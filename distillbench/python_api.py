@@ -8,12 +8,13 @@
 
 The CLI commands ``run``, ``evaluate`` and ``compare`` call these functions and only parse and print.
 """
-from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from distillbench.errors import UsageError
 
-DEFAULT_ROOT = Path("distillbench-runs")
+from distillbench.paths import root_dir
+
+DEFAULT_ROOT = None  # the CLI's: $DISTILLBENCH_ROOT, else distillbench-runs
 
 
 def _source(data_dir=None, download: bool = False, skip_bad_images: bool = False, workers=None):
@@ -30,7 +31,7 @@ def run(method: str, dataset: str = "mnist5k", ipc: int = 10, *, seed: int = 0, 
     from distillbench.device import resolve_device
     from distillbench.distillation import RunConfig
     cfg = RunConfig(method=method, dataset=dataset, ipc=ipc, seed=seed, device=resolve_device(device),
-                    options={key: str(value) for key, value in options.items()}, root=Path(root),
+                    options={key: str(value) for key, value in options.items()}, root=root_dir(root),
                     data=data or _source())
     return distill_with_grid(cfg)
 
@@ -76,11 +77,11 @@ def evaluate(target, *, dataset: Optional[str] = None, root=DEFAULT_ROOT, evalua
     from distillbench.evaluation import evaluate as run_trials
     from distillbench.distillation import find_distilled
     data = data or _source()
-    distilled = target if isinstance(target, DistilledSet) else find_distilled(str(target), Path(root), dataset,
+    distilled = target if isinstance(target, DistilledSet) else find_distilled(str(target), root_dir(root), dataset,
                                                                                data)
     request = evaluation_request(dataset or distilled.manifest["dataset"], evaluator=evaluator, data=data,
                                  **request)
-    return pd.DataFrame(run_trials(distilled, Path(root), evaluator, request, on_result=on_result, again=again))
+    return pd.DataFrame(run_trials(distilled, root_dir(root), evaluator, request, on_result=on_result, again=again))
 
 
 def results(root=DEFAULT_ROOT, dataset: Optional[str] = None, protocol: Optional[str] = None):
@@ -90,7 +91,7 @@ def results(root=DEFAULT_ROOT, dataset: Optional[str] = None, protocol: Optional
     import pandas as pd
 
     from distillbench.store import Store
-    df = Store(Path(root)).evaluations(dataset, protocol, with_records=True)
+    df = Store(root_dir(root)).evaluations(dataset, protocol, with_records=True)
     records = pd.DataFrame(list(df.pop("record")), index=df.index)
     return pd.concat([df, records.drop(columns=[c for c in records if c in df])], axis=1)
 
@@ -100,11 +101,11 @@ def stored_evaluations(root=DEFAULT_ROOT, dataset: Optional[str] = None, protoco
     """The store's evaluation rows that a table is made of (``with_records``: each whole record too); a usage
     error that names what is stored when there are none."""
     from distillbench.store import Store
-    store = Store(Path(root))
+    store = Store(root_dir(root))
     df = store.evaluations(dataset, protocol, with_records=with_records)
     if df.empty:
         stored = store.evaluations()
-        raise UsageError(f"no evaluations stored under {root}"
+        raise UsageError(f"no evaluations stored under {root_dir(root)}"
                          + (f" for dataset '{dataset}'" if dataset else "")
                          + (f" under protocol '{protocol}'" if protocol else "")
                          + (f" (stored: {', '.join(sorted(set(stored['dataset'] + ' under ' + stored['protocol'])))})"
@@ -128,7 +129,7 @@ def load_set(target, root=DEFAULT_ROOT, as_dataset: bool = False):
     """A distilled set (a run id recorded under ``root``, or its folder): (uint8 images [N, C, H, W], labels),
     or with ``as_dataset`` a torch Dataset of (float image in [0, 1], label) pairs."""
     from distillbench.distillation import find_distilled
-    images, labels = find_distilled(str(target), Path(root)).load()
+    images, labels = find_distilled(str(target), root_dir(root)).load()
     if not as_dataset:
         return images, labels
     from torch.utils.data import TensorDataset

@@ -29,8 +29,8 @@ def write_report(root: Path, out: Path, dataset=None, protocol=None, paper=()) -
     runs = {run_id: Store(root).run(run_id) for run_id in df["run_id"].dropna().unique()}
     runs = {run_id: recorded for run_id, recorded in runs.items() if recorded is not None}
     sections = [_section(rows, df[df["dataset"] == dataset_name], protocol_name, out, runs,
-                         [result for result in paper if result.dataset == dataset_name])
-                for (dataset_name, protocol_name), rows in df.groupby(["dataset", "protocol"])]
+                         [result for result in paper if result.dataset == dataset_name], number)
+                for number, ((dataset_name, protocol_name), rows) in enumerate(df.groupby(["dataset", "protocol"]))]
     environment = jinja2.Environment(loader=jinja2.PackageLoader("distillbench", "templates"),
                                      autoescape=True, undefined=jinja2.StrictUndefined)
     page = environment.get_template("report.html.j2").render(
@@ -42,19 +42,21 @@ def write_report(root: Path, out: Path, dataset=None, protocol=None, paper=()) -
     return index
 
 
-def _section(rows, dataset_rows, protocol: str, out: Path, runs: dict, paper) -> dict:
+def _section(rows, dataset_rows, protocol: str, out: Path, runs: dict, paper, number: int) -> dict:
     """One dataset and protocol; DD-Ranking's scores need the dataset's other protocols (hard labels)."""
     title = f"{rows['dataset'].iloc[0]} / {protocol}"
-    anchor = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-")
+    anchor = f"{number}-" + re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-")
     distilled = rows[rows["method"] != FULL_METHOD]
-    table, bold, unmatched = tables.marked_table(distilled, "final_acc", paper)
+    table, bold, unmatched = (tables.marked_table(distilled, "final_acc", paper) if not distilled.empty
+                              else (None, None, paper))  # the full-data reference alone: no method to tabulate
     plot = tables.plot(rows, out / "plots" / f"{anchor}.png")
     ranking = ddranking.table(dataset_rows)
     ranking = ranking[ranking["protocol"] == protocol] if not ranking.empty else ranking
-    return {"title": title, "anchor": anchor, "table": _rows(table, bold, keys=len(tables.row_keys(distilled))),
+    return {"title": title, "anchor": anchor, "plot": plot.relative_to(out).as_posix(),
+            "table": _rows(table, bold, keys=len(tables.row_keys(distilled))) if table is not None else None,
             "published": _rows(tables.published_table(unmatched)) if unmatched else None,
-            "plot": plot.relative_to(out).as_posix(), "ranking": _rows(ranking.round(4)) if not ranking.empty else None,
-            "grids": _grids(distilled, out, runs), "settings": _settings(distilled)}
+            "ranking": _rows(ranking.round(4)) if not ranking.empty else None,
+            "grids": _grids(distilled, out, runs), "settings": _settings(rows)}
 
 
 def _rows(frame, bold=None, keys: int = 0) -> dict:

@@ -52,14 +52,13 @@ def with_protocol_labels(df):
     """``df`` with a protocol's name suffixed by its version (``rded v1``) where records of several versions of
     it are present, so that a changed protocol never shares a row with its older records, and by the settings an
     evaluation overrode (``rded[epochs=40]``), so that another training never shares a cell."""
-    if "protocol_version" not in df:
-        return df
-    versions = df["protocol_version"].fillna(0).astype(int)
+    versions = (df["protocol_version"] if "protocol_version" in df else df["protocol"].map(lambda _: 0))
+    versions = versions.fillna(0).astype(int)
     mixed = versions.groupby(df["protocol"]).transform("nunique") > 1
     overrides = df["protocol_overrides"] if "protocol_overrides" in df else [{}] * len(df)
     labels = [protocol_label(name, over, version if several else None)
               for name, over, version, several in zip(df["protocol"], overrides, versions, mixed)]
-    return df.assign(protocol=labels).drop(columns=["protocol_version"])
+    return df.assign(protocol=labels).drop(columns=["protocol_version"], errors="ignore")
 
 
 def labelled(df):
@@ -99,10 +98,11 @@ def summary(df, metric: str = "final_acc"):
     stats = grouped.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
     seeds = grouped.apply(list)
     row = [tuple(r) for r in stats[keys].itertuples(index=False)]
-    top = stats.loc[stats.groupby(keys)["mean"].idxmax()]
+    measured = stats.dropna(subset=["mean"])  # a metric no record has (best_acc of old records) marks nothing
+    top = measured.loc[measured.groupby(keys)["mean"].idxmax()]
     best_of = {tuple(r[keys]): r["method"] for _, r in top.iterrows()}
-    stats["p_vs_best"] = [1.0 if method == best_of[key] else welch_p(seeds[key + (method,)],
-                                                                      seeds[key + (best_of[key],)])
+    stats["p_vs_best"] = [float("nan") if key not in best_of else 1.0 if method == best_of[key]
+                          else welch_p(seeds[key + (method,)], seeds[key + (best_of[key],)])
                           for key, method in zip(row, stats["method"])]
     shown = stats["mean"].round(2)
     tied = shown == shown.groupby([stats[k] for k in keys]).transform("max")

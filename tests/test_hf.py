@@ -34,6 +34,8 @@ def test_an_exported_set_reimports_byte_for_byte_and_evaluates_to_the_same_recor
     assert len(Store(root).evaluations()) == 2
     refused = invoke("export", original.name, "--out", out, "--root", root)
     assert refused.exit_code == 2 and "is not empty" in refused.stderr
+    one_split = invoke("train-teacher", "--dataset", f"hf:{out}", "--epochs", "1", env=env)
+    assert one_split.exit_code == 2 and "holds one split" in one_split.stderr  # never tested on its training set
 
 
 def test_a_set_made_elsewhere_evaluates_under_the_dataset_named(model_cache, root, tmp_path):

@@ -49,7 +49,7 @@ def test_the_report_page_holds_the_results_and_every_reference_resolves(model_ca
     index = root / "page" / "index.html"
     page = Page()
     page.feed(index.read_text())
-    overrides = "[epochs=2,eval_after=0,eval_every=1]"  # evaluations overriding settings have rows of their own
+    overrides = "[epochs=2,eval_after=0.0,eval_every=1]"  # evaluations changing settings have rows of their own
     assert {f"digits / hard-label{overrides}", f"digits / rded{overrides}", "Runs"} <= set(page.headings)
     assert "DD-Ranking (w = 0.5; accuracies as fractions)" in page.headings and "IPC 2" in page.headings
     for src in page.images:

@@ -243,3 +243,9 @@ def test_compare_paper_shows_the_plugins_published_rows(tmp_path):
                  r"sre2l +\| resnet18 +\| +10 \| sre2l +\| +21.30 ± 0.60 \| SRe2L, NeurIPS 2023"):
         assert re.search(r"\| imagenet +\| " + cell, result.output)
     assert "Published" not in invoke("compare", "--root", tmp_path).output
+
+
+def test_a_metric_no_record_has_leaves_its_cells_unmarked():
+    missing = [dict(row, best_acc=None) for row in rows()]
+    stats = tables.summary(pd.DataFrame(missing), "best_acc")
+    assert stats["mean"].isna().all() and not stats["marked"].any()

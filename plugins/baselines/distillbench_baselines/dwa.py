@@ -92,6 +92,7 @@ class DWA(recovery.Recovery):
                 'Directed Weight Adjustment", NeurIPS 2024; code: github.com/AngusDujw/Diversity-Driven-Synthesis')
     smoke_options = {"iterations": "3", "steps": "2"}
     Options = Options
+    draws_real_images = True  # a class's IPC indices start from different real images: IPC <= the class size
 
     def recipe(self, spec) -> dict:
         """``run_cifar.sh`` up to 32 px, ``run_tiny.sh`` at 64, the README's ImageNet command beyond."""

@@ -87,6 +87,11 @@ class EDC(gvbsm.GVBSM):
     def class_weight(self) -> float:
         return self.options.class_weight
 
+    @property
+    def draws_real_images(self) -> bool:
+        """Real starts are drawn without replacement: IPC <= the class size (collages are made per IPC)."""
+        return self.options.init == "real"
+
     def recipe(self, spec) -> dict:
         """``Branch_*/recover/recover.sh`` (per GPU batch)."""
         size, name = spec.image_size, spec.name

@@ -8,7 +8,7 @@ augmented view (one crop box, flip and roll for the whole batch); pixels are cla
 and the last iterate is kept, truncated to 8 bits.  What the family's methods change, they change through
 :class:`Recovery`'s hooks, never through a copy of the loop:
 
-- :meth:`Recovery.initial_images`: where a batch starts (EDC: real images);
+- :meth:`Recovery.initial_images`: where a batch starts (DWA: real images; EDC: real images or collages);
 - :meth:`Recovery.crop`: the iteration's crop and flip (CDA: a curriculum on the crop's area; G-VBSM: padded
   crops);
 - :meth:`Recovery.objective`: the loss of a view, built once per batch (G-VBSM, EDC: several teachers and
@@ -164,14 +164,15 @@ class Recovery(TeacherMethod):
 
     def real_images(self, unit, ctx):
         """One real training image per (label, slot), normalised: slot k of class c is image k of a shuffle of
-        class c seeded by the run's seed, so a class's IPC indices start from different images."""
+        class c seeded by the run's seed, so a class's IPC indices start from different images (methods that
+        call it say ``draws_real_images``, which bounds IPC by the class size)."""
         import torch
         from distillbench.api import derive_seed
         picks = []
         for label, slot in zip(unit.labels, unit.slots):
             index = ctx.train.indices_of(label)
             shuffle = torch.Generator().manual_seed(derive_seed(ctx.seed, f"real-images-of-class-{label}"))
-            picks.append(index[torch.randperm(len(index), generator=shuffle)[slot % len(index)]])
+            picks.append(index[torch.randperm(len(index), generator=shuffle)[slot]])
         return self.normalize(ctx.train.load(torch.stack(picks)).to(ctx.device).float() / 255)
 
     def crop(self, x, iteration: int, generator):

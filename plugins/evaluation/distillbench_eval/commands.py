@@ -20,6 +20,18 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
+def check_seed(path, seed, dataset: str, arch: str) -> None:
+    """A cached teacher that ``--seeds`` would count as seed ``seed`` was trained with that seed."""
+    import json
+
+    from distillbench.api import UsageError
+    from distillbench_eval.training import teacher_seed
+    if seed is not None and json.loads(path.with_suffix(".json").read_text()).get("seed") != teacher_seed(
+            seed, dataset, arch):
+        raise UsageError(f"the cached teacher {path} was not trained with seed {seed}; retrain it with "
+                         f"--seeds {seed} --force")
+
+
 def register(cli):
     @cli.command(name="train-teacher")
     @click.option("--dataset", default="mnist5k", show_default=True)
@@ -44,6 +56,7 @@ def register(cli):
         for k in seed_list(seeds) if seeds else [None]:
             path = cached_teacher_path(cache_dir(), dataset, arch, k or 0)
             if path.is_file() and not force:
+                check_seed(path, k, dataset, arch)
                 click.echo(f"teacher exists: {path} (use --force to retrain)")
                 continue
             result, checksum = train_teacher(spec, model_spec, data.load(spec, "train"), data.load(spec, "test"),

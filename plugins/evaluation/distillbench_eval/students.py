@@ -78,10 +78,19 @@ class Session:
         self.checksum, self.test_fingerprint = distilled.checksum(), self.test_split.fingerprint()
         self.students = {name: self.student(name, distilled) for name in request.students}
 
+    def resolved_for(self, name: str, protocol):
+        return resolve_for(protocol, self.request.spec, name, registry("model").get(name).adamw_lr, self.ipc,
+                           self.num_classes, len(self.images))
+
+    def changes(self, name: str, protocol) -> dict:
+        """The settings that the overrides changed, as resolved for this student (what a table labels a row
+        with: ``--set lr=1e-3`` and ``lr=0.001`` alike, ``epochs=300`` where 300 is the rules' not at all)."""
+        default = vars(self.resolved_for(name, resolve(self.request.protocol, {})).settings)
+        return {k: v for k, v in vars(protocol.settings).items() if v != default[k]}
+
     def student(self, name: str, distilled) -> Student:
         model_spec, request = registry("model").get(name), self.request
-        protocol = resolve_for(self.protocol, request.spec, name, model_spec.adamw_lr, self.ipc, self.num_classes,
-                               len(self.images))
+        protocol = self.resolved_for(name, self.protocol)
         settings = protocol.settings
         if settings.labels == "hard":
             return Student(model_spec, protocol, None, [], None)
@@ -123,5 +132,5 @@ class Session:
                              checkpoint=Checkpoint(ctx.checkpoint))
         reported = result["best_acc"] if settings.report == "best" else result["final_acc"]
         return {"labels": "hard" if settings.labels == "hard" else "soft", "reported_acc": reported,
-                "protocol_overrides": self.request.overrides,
+                "protocol_overrides": self.changes(fields["student"], student.protocol),
                 "report": settings.report, "skipped_test_images": len(self.test_split.skipped), **result}

@@ -320,11 +320,17 @@ def distributed_facts(device: str):
             "sync_batchnorm": device.startswith("cuda")}
 
 
+def teacher_seed(seed: int, dataset: str, arch: str) -> int:
+    """The seed a teacher trains with (its metadata's ``seed``) for ``train-teacher --seed``'s ``seed``."""
+    from distillbench.api import derive_seed
+    return derive_seed(seed, f"teacher/{dataset}/{arch}") % 2**31
+
+
 def train_teacher(spec, model_spec, train, test, protocol, seed: int, device: str, path: Path):
     """Train ``model_spec`` on the whole ``train`` split under the teacher ``protocol``, resuming from a
     checkpoint beside ``path``; rank 0 saves it at ``path`` with its metadata.  Returns (result, checksum)."""
-    from distillbench.api import derive_seed, json_digest, normalizer, save_teacher
-    seed = derive_seed(seed, f"teacher/{spec.name}/{model_spec.name}") % 2**31
+    from distillbench.api import json_digest, normalizer, save_teacher
+    seed = teacher_seed(seed, spec.name, model_spec.name)
     torch.manual_seed(seed)
     model = model_spec.build(train.num_classes, spec.image_size)
     settings = protocol.settings

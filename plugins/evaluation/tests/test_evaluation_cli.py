@@ -170,6 +170,10 @@ def test_five_teacher_protocol_averages_the_seeded_teachers_train_teacher_makes(
     assert [t["sha256"] for t in record["teachers"]] == [
         json.loads((cache / "teachers" / name).read_text())["sha256"]
         for name in ("digits-conv3.json", "digits-conv3-seed1.json")]
+    other = invoke("train-teacher", "--dataset", "digits", "--arch", "conv4", "--epochs", "1", "--seed", "7", env=env)
+    assert other.exit_code == 0
+    mismatch = invoke("train-teacher", "--dataset", "digits", "--arch", "conv4", "--seeds", "0-1", env=env)
+    assert mismatch.exit_code == 2 and "was not trained with seed 0" in mismatch.stderr
     bad = invoke("train-teacher", "--dataset", "digits", "--seeds", "4-x", env=env)
     assert bad.exit_code == 2 and "--seeds 4-x: expected a range A-B" in bad.stderr
 
@@ -188,15 +192,32 @@ def test_augmentation_robustness_pairs_evaluations_with_and_without_augmentation
             assert result.exit_code == 0, result.output
     df = Store(root).evaluations()
     labels = set(tables.labelled(df)["protocol"])
-    assert labels == {"rded[epochs=2,eval_after=0,eval_every=1]",
-                      "rded[augment=none,epochs=2,eval_after=0,eval_every=1,mix=none]"}  # never one cell
+    assert labels == {"rded[epochs=2,eval_after=0.0,eval_every=1]",
+                      "rded[augment=none,epochs=2,eval_after=0.0,eval_every=1,mix=none]"}  # never one cell
     (row,) = ddranking.ars_table(df).to_dict("records")
     acc = {(r["method"], r["protocol_overrides"].get("mix") == "none"): r["final_acc"] for _, r in df.iterrows()}
     gain, bare_gain = acc[("sre2l", False)] - acc[("random", False)], acc[("sre2l", True)] - acc[("random", True)]
     beta = 0.5 * gain + 0.5 * bare_gain
-    assert row["method"] == "sre2l" and row["ARS"] == pytest.approx((math.exp(beta) - math.exp(-1)) /
+    assert row["method"] == "sre2l[iterations=2]" and row["ARS"] == pytest.approx((math.exp(beta) - math.exp(-1)) /
                                                                      (math.e - math.exp(-1)))
     output = invoke("compare", "--root", root, env=env).output
     assert "augmentation robustness" in output and "gain_no_aug" in output
     assert ddranking.ars(0, 0) == pytest.approx((1 - math.exp(-1)) / (math.e - math.exp(-1)))
     assert ddranking.ars(1, 1) == pytest.approx(1) and ddranking.ars(-1, -1) == pytest.approx(0)
+
+
+def test_augmentation_robustness_keeps_partial_overrides_and_method_variants_apart():
+    import pandas as pd
+
+    from distillbench import ddranking
+
+    def rows(method, options, overrides, acc):
+        return dict(dataset="d", student="s", ipc=1, protocol="rded", protocol_version=3, method=method,
+                    options=options, option_defaults={"k": 1}, models={}, labels="soft",
+                    protocol_overrides=overrides, final_acc=acc)
+    bare = {"mix": "none", "augment": "none"}
+    df = pd.DataFrame([rows("random", {}, {}, 0.5), rows("random", {}, bare, 0.4),
+                       rows("m", {"k": 1}, {}, 0.7), rows("m", {"k": 1}, bare, 0.45),
+                       rows("m", {"k": 2}, {}, 0.9), rows("m", {"k": 1}, {"augment": "none"}, 0.1)])
+    (row,) = ddranking.ars_table(df).to_dict("records")  # m[k=2] has no bare run; augment-only is another key
+    assert row["method"] == "m" and row["gain_aug"] == pytest.approx(0.2) and row["gain_no_aug"] == pytest.approx(0.05)
