@@ -325,12 +325,11 @@ def resolve_for(protocol: Protocol, spec, student: str, student_lr: float, ipc: 
 def load_file(path: Path) -> Protocol:
     try:
         data = json.loads(path.read_text())
-        given = data.get("settings", {})
+        name, version, given = str(data["name"]), int(data["version"]), data.get("settings", {})
         settings = build_options(Settings, {k: str(v) for k, v in given.items() if v is not None},
                                  owner=f"protocol file {path}")
         left = {k: None for k, v in given.items() if v is None}  # null: left to the protocol's rules
-        return Protocol(str(data["name"]), int(data["version"]), str(data.get("description", "")),
-                        replace(settings, **left))
+        return Protocol(name, version, str(data.get("description", "")), replace(settings, **left))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"cannot read protocol file {path}: {type(exc).__name__}: {exc}; expected JSON "
                          '{"name": ..., "version": 1, "settings": {...}}') from None
