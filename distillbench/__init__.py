@@ -5,6 +5,8 @@ the functions that need them so that `distillbench --help` stays fast.  The Pyth
 (:mod:`distillbench.python_api`) is here by name: ``distillbench.run``, ``evaluate``,
 ``results``, ``compare``, ``load_set``.
 """
+import importlib
+
 from distillbench.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -15,5 +17,4 @@ __all__ = ["hookimpl", "__version__", *PYTHON_API]
 def __getattr__(name: str):
     if name not in PYTHON_API:
         raise AttributeError(f"module 'distillbench' has no attribute '{name}'")
-    from distillbench import python_api
-    return getattr(python_api, name)
+    return getattr(importlib.import_module("distillbench.python_api"), name)
