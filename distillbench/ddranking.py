@@ -70,7 +70,7 @@ def ars_table(df, metric: str = "final_acc", lam: float = 0.5):
     the store's rows (with ``protocol_overrides``), before the table labels them."""
     import pandas as pd
 
-    from distillbench.tables import protocol_label, with_variants
+    from distillbench.labels import protocol_label, with_variants
     soft = with_variants(df[df.get("labels", pd.Series(None, index=df.index)) != "hard"])
     if soft.empty or "protocol_overrides" not in soft:
         return pd.DataFrame()

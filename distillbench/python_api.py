@@ -121,7 +121,8 @@ def compare(root=DEFAULT_ROOT, dataset: Optional[str] = None, protocol: Optional
     ``metric``: final, best or reported."""
     from distillbench import tables
     from distillbench.distilled import FULL_METHOD
-    df = tables.labelled(stored_evaluations(root, dataset, protocol))
+    from distillbench.labels import labelled
+    df = labelled(stored_evaluations(root, dataset, protocol))
     return tables.summary(df[df["method"] != FULL_METHOD], f"{metric}_acc")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from distillbench import atomic, ddranking, tables
 from distillbench.distilled import FULL_METHOD
+from distillbench.labels import labelled
 from distillbench.store import Store
 
 
@@ -23,7 +24,7 @@ def write_report(root: Path, out: Path, dataset=None, protocol=None, paper=()) -
 
     from distillbench import __version__
     from distillbench.python_api import stored_evaluations
-    df = tables.labelled(stored_evaluations(root, dataset, protocol, with_records=True))
+    df = labelled(stored_evaluations(root, dataset, protocol, with_records=True))
     (out / "plots").mkdir(parents=True, exist_ok=True)
     (out / "grids").mkdir(exist_ok=True)
     runs = {run_id: Store(root).run(run_id) for run_id in df["run_id"].dropna().unique()}

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from distillbench import store as store_module
-from distillbench import tables
+from distillbench import labels, tables
 from distillbench.store import Store
 from distillbench.testing import invoke
 
@@ -147,13 +147,13 @@ def test_runs_made_with_other_models_are_kept_apart(tmp_path):
                                             "options": {}, "inputs": {"models": {"backbone": backbone}}})
         store.record_evaluation({**rows()[2], "run_id": run_id, "method": "d3hr-like"})
     store.record_evaluation({**rows()[0]})
-    labels = set(tables.with_variants(store.evaluations("digits"))["method"])
-    assert len(labels) == 3 and "random" in labels
-    assert all(label.startswith("d3hr-like@") for label in labels - {"random"})
+    methods = set(labels.with_variants(store.evaluations("digits"))["method"])
+    assert len(methods) == 3 and "random" in methods
+    assert all(method.startswith("d3hr-like@") for method in methods - {"random"})
 
 
 def test_default_options_keep_the_plain_name():
-    assert tables.variant("random", {"k": 1}, {"k": 1}) == "random"
+    assert labels.variant("random", {"k": 1}, {"k": 1}) == "random"
 
 
 def test_protocols_are_filtered_and_never_share_a_plot_line(tmp_path):

@@ -181,7 +181,8 @@ def test_five_teacher_protocol_averages_the_seeded_teachers_train_teacher_makes(
 def test_augmentation_robustness_pairs_evaluations_with_and_without_augmentation(model_cache, root):
     import math
 
-    from distillbench import ddranking, tables
+    from distillbench import ddranking
+    from distillbench.labels import labelled
     from distillbench.store import Store
     env = {"DISTILLBENCH_CACHE": str(model_cache)}
     bare = ["--set", "mix=none", "--set", "augment=none"]
@@ -191,7 +192,7 @@ def test_augmentation_robustness_pairs_evaluations_with_and_without_augmentation
                             "--repeats", "1", "--root", root, env=env)
             assert result.exit_code == 0, result.output
     df = Store(root).evaluations()
-    labels = set(tables.labelled(df)["protocol"])
+    labels = set(labelled(df)["protocol"])
     assert labels == {"rded[epochs=2,eval_after=0.0,eval_every=1]",
                       "rded[augment=none,epochs=2,eval_after=0.0,eval_every=1,mix=none]"}  # never one cell
     (row,) = ddranking.ars_table(df).to_dict("records")
