@@ -46,15 +46,25 @@ def export(distilled: DistilledSet, out: Path) -> Path:
 
 
 def load(source: str, split: str = "train"):
-    """The ``datasets.Dataset`` that ``hf:PATH_OR_HUB_ID`` names: a folder ``save_to_disk`` wrote, else a Hub
-    dataset's ``split`` from the Hugging Face cache."""
+    """The ``split`` of the ``datasets`` dataset that ``hf:PATH_OR_HUB_ID`` names: a folder ``save_to_disk``
+    wrote (a DatasetDict, or one Dataset, which is only ever the train split), else a Hub dataset from the
+    Hugging Face cache."""
     import datasets
     name = source.removeprefix(PREFIX)
     if Path(name).is_dir():
-        return datasets.load_from_disk(name)
+        saved = datasets.load_from_disk(name)
+        if isinstance(saved, datasets.DatasetDict):
+            if split not in saved:
+                raise UsageError(f"'{source}': no split '{split}' (it has {', '.join(saved)}); name the test split "
+                                 "with ?test=SPLIT")
+            return saved[split]
+        if split != "train":
+            raise UsageError(f"'{source}': the folder holds one split; save a DatasetDict with train and {split} "
+                             "splits (the test split is never the training images)")
+        return saved
     try:
         return datasets.load_dataset(name, split=split)
-    except Exception as error:  # the library's own errors: not found, offline and not cached, no train split
+    except Exception as error:  # the library's own errors: not found, offline and not cached, no such split
         raise UsageError(f"'{source}': no dataset folder there and no Hub dataset '{name}' in the Hugging Face "
                          f"cache ({type(error).__name__}); save one with `distillbench export` or fetch it "
                          "online once") from None
@@ -166,7 +176,7 @@ def _split(name: str, split: str):
     from distillbench import paths
     from distillbench.datasets import TensorImageSet
     options = _dataset_options(name)
-    table = _table(name, options["source"], "train" if split == "train" else options["test"])
+    table = load(f"{PREFIX}{options['source']}", "train" if split == "train" else options["test"])
     for column in (options["image"], options["label"]):
         if column not in table.column_names:
             raise UsageError(f"--dataset {name}: no column '{column}' (it has {', '.join(table.column_names)}); "
@@ -180,23 +190,6 @@ def _split(name: str, split: str):
         atomic.write_torch(cached, {"images": images, "labels": labels, "names": names})
     stored = torch.load(cached, weights_only=True)
     return TensorImageSet(stored["images"], stored["labels"], stored["names"])
-
-
-def _table(name: str, source: str, split: str):
-    """One split of a ``save_to_disk`` folder or of a Hub dataset in the cache."""
-    import datasets
-    if Path(source).is_dir():
-        saved = datasets.load_from_disk(source)
-        if isinstance(saved, datasets.DatasetDict):
-            if split not in saved:
-                raise UsageError(f"--dataset {name}: no split '{split}' (it has {', '.join(saved)}); name the test "
-                                 "split with ?test=SPLIT")
-            return saved[split]
-        if split != "train":
-            raise UsageError(f"--dataset {name}: the folder holds one split; save a DatasetDict with train and "
-                             f"{split} splits (the test split is never the training images)")
-        return saved
-    return load(f"{PREFIX}{source}", split)
 
 
 def _pixels(image, size: int):
