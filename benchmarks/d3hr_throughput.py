@@ -22,7 +22,7 @@ def dit_xl_backbone(device: str, layers: int = 28, width: int = 1152, size: int 
     """DiT-XL/2 at 256 px (28 layers, hidden 1152 in 16 heads, learned sigma) and an SD-shaped VAE, random
     weights; ``layers``, ``width`` and ``size`` shrink it for a quick run."""
     from diffusers import AutoencoderKL, DiTTransformer2DModel
-    from distillbench_d3hr.training import ddpm_scheduler
+    from distillbench.diffusion.training import ddpm_scheduler
     dit = DiTTransformer2DModel(num_attention_heads=16, attention_head_dim=width // 16, in_channels=4, out_channels=8,
                                 num_layers=layers, sample_size=size // 8, patch_size=2, num_embeds_ada_norm=1000)
     vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,

@@ -24,7 +24,7 @@ from distillbench.method import Distiller, RunContext, Unit, UnitResult
 from distillbench.models import ModelSpec
 from distillbench.options import build as build_options, option, parse_pairs
 from distillbench.paper import PaperResult
-from distillbench.paths import cache_dir
+from distillbench.paths import cache_dir, file_name
 from distillbench.plugins import registry
 from distillbench.distillation import RunConfig
 from distillbench.seeds import derive_seed
@@ -36,7 +36,10 @@ _LAZY = {  # name -> module, imported on first use (they need torch)
                      "load_teacher", "normalizer", "resolve_teachers", "save_teacher"), "distillbench.teachers"),
     **dict.fromkeys(("Backbone", "BACKBONE_FIX", "cached_backbone_dir", "find_backbone", "pipeline_folder",
                      "weights_fingerprint"), "distillbench.diffusion.backbone"),
-    **dict.fromkeys(("ddim_grid", "ddim_move", "forward_noise", "guided", "invert", "sample", "sample_floored"),
+    **dict.fromkeys(("BackboneConfig", "DenoisingStep", "Tuning", "train_backbone"), "distillbench.diffusion.training"),
+    **dict.fromkeys(("evaluate", "load_set", "run"), "distillbench.python_api"),
+    **dict.fromkeys(("ancestral_sample", "ddim_grid", "ddim_move", "forward_noise", "guided", "invert", "respaced_grid",
+                     "sample", "sample_floored"),
                     "distillbench.diffusion.ddim"),
 }
 
@@ -47,7 +50,7 @@ __all__ = [
     "ContractError", "DistillbenchError", "UsageError", "check_finite", "choices_hint",
     "EvalRequest", "Evaluator", "Trial", "TrialContext", "tile_grid", "hookimpl",
     "Distiller", "RunContext", "Unit", "UnitResult", "ModelSpec", "build_options", "option", "parse_pairs",
-    "PaperResult", "cache_dir", "registry", "RunConfig", "derive_seed", *_LAZY,
+    "PaperResult", "cache_dir", "file_name", "registry", "RunConfig", "derive_seed", *_LAZY,
 ]
 
 

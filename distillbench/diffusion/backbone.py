@@ -139,18 +139,23 @@ class Backbone:
         return x.round().to(torch.uint8).cpu()
 
     def generate(self, latents, label: int, timesteps, guidance: float, size: int, batch_size: int = 256,
-                 progress=None, floor_step=None):
+                 progress=None, floor_step=None, noise=None):
         """DDIM-sample ``latents`` along ``timesteps`` (descending) for class ``label``, decode to uint8 images.
-        With ``floor_step`` (the grid's step), the official D3HR loop instead (:func:`ddim.sample_floored`)."""
-        from distillbench.diffusion.ddim import guided, sample, sample_floored
+        With ``floor_step`` (the grid's step), the official D3HR loop instead (:func:`ddim.sample_floored`); with
+        ``noise`` (a generator), ancestral DDPM sampling (:func:`ddim.ancestral_sample`)."""
+        from distillbench.diffusion.ddim import ancestral_sample, guided, sample, sample_floored
         alphas = self.alphas_cumprod[timesteps].tolist()
         images = []
         chunks = latents.split(batch_size)
         for chunk in progress(chunks) if progress else chunks:
             labels = torch.full((len(chunk),), label, device=chunk.device, dtype=torch.long)
             eps = guided(self.eps, labels, self.null_label, guidance)
-            z0 = (sample(eps, chunk, timesteps, alphas) if floor_step is None else
-                  sample_floored(eps, chunk, timesteps, self.alphas_cumprod, floor_step))
+            if noise is not None:
+                z0 = ancestral_sample(eps, chunk, timesteps, self.alphas_cumprod, noise)
+            elif floor_step is not None:
+                z0 = sample_floored(eps, chunk, timesteps, self.alphas_cumprod, floor_step)
+            else:
+                z0 = sample(eps, chunk, timesteps, alphas)
             check_finite(z0, f"generated latents of class {label}", BACKBONE_FIX)
             images.append(self.decode(z0, size))
         return torch.cat(images)

@@ -1,4 +1,4 @@
-"""Deterministic DDIM inversion and sampling: pure functions over tensors.
+"""Deterministic DDIM inversion and sampling, and ancestral DDPM sampling: pure functions over tensors.
 
 ``eps(x, t)`` is the (already guided) noise prediction at integer timestep
 ``t``; ``timesteps`` and ``alphas`` (the cumulative products of the noise
@@ -51,6 +51,35 @@ def sample_floored(eps, x, timesteps, alphas_cumprod, step: int, progress=None):
     model call more than :func:`sample`, and the result sits at t = 1, not 0."""
     for t in progress(timesteps) if progress else timesteps:
         x = ddim_move(x, eps(x, t), float(alphas_cumprod[t]), float(alphas_cumprod[max(1, t - step)]))
+    return x
+
+
+def respaced_grid(num_steps: int, train_steps: int = 1000) -> list[int]:
+    """The ascending grid of IDDPM's ``space_timesteps(1000, "50")`` (DiT's and Minimax's sampler): ``num_steps``
+    points spread evenly over 0..999, rounded: 0, 20, 41, ..., 999 for 50.  The position is accumulated, not
+    multiplied, as there: the float sums round differently at some sizes."""
+    stride, position, grid = (train_steps - 1) / max(1, num_steps - 1), 0.0, set()
+    for _ in range(num_steps):
+        grid.add(round(position))
+        position += stride
+    return sorted(grid)
+
+
+def ancestral_sample(eps, x, timesteps, alphas_cumprod, generator, progress=None):
+    """Ancestral DDPM sampling down the descending ``timesteps`` (IDDPM's ``p_sample_loop`` on the respaced
+    chain, clip_denoised off, the fixed small variance): each step draws x_s from the posterior q(x_s | x_t, x0_hat)
+    of the chain's next point s; the last step returns the posterior mean at the clean end, x0_hat."""
+    steps = range(len(timesteps))
+    for i in progress(steps) if progress else steps:
+        a_t = float(alphas_cumprod[timesteps[i]])
+        a_s = float(alphas_cumprod[timesteps[i + 1]]) if i + 1 < len(timesteps) else 1.0
+        e = eps(x, timesteps[i])
+        x0_hat = (x - (1 - a_t) ** 0.5 * e) / a_t ** 0.5
+        beta = 1 - a_t / a_s
+        x = a_s ** 0.5 * beta / (1 - a_t) * x0_hat + (1 - beta) ** 0.5 * (1 - a_s) / (1 - a_t) * x
+        if i + 1 < len(timesteps):
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + (beta * (1 - a_s) / (1 - a_t)) ** 0.5 * noise
     return x
 
 

@@ -1,5 +1,5 @@
-"""The baselines plugin: the SRe2L family (``sre2l``, ``cda``, ``dwa``, ``gvbsm``, ``edc``), ``rded``, ``d4m``
-and the coresets ``herding`` and ``kcenter``, registered like any third-party method."""
+"""The baselines plugin: the SRe2L family (``sre2l``, ``cda``, ``dwa``, ``gvbsm``, ``edc``), ``rded``, ``d4m``,
+``minimax`` and the coresets ``herding`` and ``kcenter``, registered like any third-party method."""
 from distillbench.api import hookimpl
 
 
@@ -11,9 +11,10 @@ def register_methods(register):
     from distillbench_baselines.dwa import DWA
     from distillbench_baselines.edc import EDC
     from distillbench_baselines.gvbsm import GVBSM
+    from distillbench_baselines.minimax import Minimax
     from distillbench_baselines.rded import RDED
     from distillbench_baselines.sre2l import SRe2L
-    for method in (SRe2L, CDA, DWA, GVBSM, EDC, RDED, D4M, Herding, KCenter):
+    for method in (SRe2L, CDA, DWA, GVBSM, EDC, RDED, D4M, Minimax, Herding, KCenter):
         register(method)
 
 

@@ -47,3 +47,8 @@ class TestHerdingContract(MethodContract):
 class TestKCenterContract(MethodContract):
     method = "kcenter"
     prepare = (TINY_TEACHER,)
+
+
+class TestMinimaxContract(MethodContract):
+    method = "minimax"
+    prepare = (TINY_BACKBONE,)

@@ -43,6 +43,8 @@ class Options:
                                                       "(Table 3's ablation)")
     sampling: Literal["group", "random"] = option("group", "group sampling, or one random group from the Gaussian")
     score: Literal["mean", "mean_std", "full"] = option("full", "terms of the group score: mean, +std, +skewness")
+    sigma_scale: float = option(1.0, "scale of the class Gaussian's std that groups are drawn from and scored "
+                                     "against (the paper's variance-scaling analysis: 0.5, 1, 1.5)")
     lambda_mean: float = option(1.0, "weight of the group score's mean term")
     lambda_std: float = option(1.0, "weight of the group score's std term")
     recipe: Literal["paper", "official"] = option("paper", "the paper's settings, or the official code's, for the "
@@ -71,6 +73,8 @@ class Options:
                              "num_inference_steps)")
         if (self.m is not None and self.m < 1) or self.batch_size < 1:
             raise UsageError("options m and batch_size must be at least 1")
+        if self.sigma_scale <= 0:
+            raise UsageError(f"option sigma_scale={self.sigma_scale} must be positive")
 
     def weights(self):
         from distillbench_d3hr.group_sampling import ScoreWeights
@@ -189,7 +193,7 @@ class D3HR(Distiller):
         (label,) = set(unit.labels)
         mean, variance = self.class_stats(label, ctx)
         mu = mean.to(ctx.device, torch.float32)
-        sigma = variance.sqrt().to(ctx.device, torch.float32)
+        sigma = variance.sqrt().to(ctx.device, torch.float32) * self.options.sigma_scale
         key, n = f"class-{label:05d}", len(unit.slots)
         if self.options.sampling == "group":
             bar = lambda chunks: ctx.progress(chunks, desc=f"group sampling {key}")  # noqa: E731

@@ -22,3 +22,21 @@ ROWS = [  # method, dataset, student (distillbench's name), source, {IPC: (top-1
 ]
 RESULTS = [PaperResult(method, dataset, student, ipc, accuracy, std, "d3hr", source)
            for method, dataset, student, source, cells in ROWS for ipc, (accuracy, std) in cells.items()]
+
+NOTE = "zhaoyang97/Paper-Notes-en@a87e118 (a third-party note on the paper; not checked against the PDF)"
+ANALYSES_REPORTED = {  # what the paper reports for each analysis of `distillbench d3hr analyse`, as far as known here
+    "ablation": "Paper (Table 3; ImageNet-1K, IPC 10, ResNet-18): Base-DDPM lowest; Base-RS 11.5% above it; each "
+                f"added term (L_mu, L_sigma, skewness) higher again; full D3HR 44.3 +- 0.3 (Table A7). Per {NOTE}; "
+                "the other rows' figures were not available here.",
+    "inversion": "Paper (Section 6.2; ImageNet-1K): at t = 20 of 50 the latents are still a Gaussian mixture; at "
+                 "t = 40 more normal but reconstruct worse; t = 31 is best. Per " + NOTE + "; no figures here.",
+    "variance": "Paper: scaling the sampling variance by -50% or +50% both lower accuracy. Per " + NOTE + "; no "
+                "figures here.",
+    "robustness": "Paper: over 10 seeds, D3HR above D4M by about 27.5% on average, with a smaller variance. Per "
+                  + NOTE + "; no figures here.",
+    "storage": "Paper: the per-class mean and variance plus the DiT regenerate any IPC, far smaller than the "
+               "images (the note's '~0.016 GB' is doubtful: DiT-XL/2 alone is several GB). Per " + NOTE + ".",
+    "cross_arch": "Paper (ImageNet-1K): ResNet-18/101, MobileNet-V2, VGG-11, EfficientNet-B0, ShuffleNet-V2 and "
+                  "DeiT-Tiny all learn from D3HR sets, VGG-11 included (where SRe2L fails: no BatchNorm); "
+                  "ResNet-18 IPC 10/50/100: 44.3/59.4/62.5, ResNet-101: 52.1/66.1/68.1 (Table A7). Per " + NOTE + ".",
+}

@@ -172,7 +172,7 @@ def test_fine_tuning_keeps_a_larger_inits_architecture_and_resolution(tmp_path):
     from diffusers import DiTTransformer2DModel
 
     from distillbench.diffusion.backbone import Backbone
-    from distillbench_d3hr.training import BackboneConfig, build_vae, save_pipeline
+    from distillbench.diffusion.training import BackboneConfig, build_vae, save_pipeline
     torch.manual_seed(0)
     cfg = BackboneConfig(vae_channels="16,16,16,16")
     dit = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,

@@ -8,7 +8,7 @@ from distillbench_d3hr.group_sampling import (ScoreWeights, candidate, chunk_siz
                                               select_group)
 from distillbench.diffusion.ddim import ddim_grid, ddim_move, invert, sample
 from distillbench_d3hr.stats import Moments
-from distillbench_d3hr.training import ddpm_scheduler
+from distillbench.diffusion.training import ddpm_scheduler
 
 ALPHAS = ddpm_scheduler().alphas_cumprod.to(torch.float64)
 

@@ -1,4 +1,5 @@
-"""``train-backbone``: a small VAE and a class-conditional DiT trained (or fine-tuned) on one dataset.
+"""Training the diffusion backbone: a small VAE and a class-conditional DiT trained (or fine-tuned) on one dataset
+(D3HR's ``train-backbone``; a :class:`Tuning` changes what a fine-tune trains and minimises: Minimax's).
 
 DiT follows the DiT recipe (Peebles & Xie, 2023; ``facebookresearch/DiT`` ``train.py``) scaled down:
 epsilon-prediction MSE, linear betas 1e-4..0.02 over 1000 steps, uniform timesteps, class-label
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from distillbench.api import atomic, autocast, tile_grid
+from distillbench import atomic
+from distillbench.accel import autocast
+from distillbench.grid import tile_grid
 
 
 @dataclass(frozen=True)
@@ -119,13 +122,51 @@ def latent_moments(vae, images, size: int):
     return torch.cat(means), torch.cat(stds)
 
 
-def train_dit(dit, means, stds, labels, scale: float, cfg: BackboneConfig, progress):
-    """Epsilon-prediction on freshly sampled, scaled latents; returns the EMA model."""
+@dataclass
+class DenoisingStep:
+    """One batch of the DiT's training, as an objective reads it."""
+
+    z0: torch.Tensor  # scaled clean latents
+    noisy: torch.Tensor
+    t: torch.Tensor
+    eps: torch.Tensor  # the DiT's noise prediction, float32
+    noise: torch.Tensor
+    labels: torch.Tensor
+    alphas: torch.Tensor  # alphas_cumprod at t
+
+    def x0(self):
+        """The predicted clean latents: (x_t - sqrt(1 - a) eps) / sqrt(a)."""
+        a = self.alphas.view(-1, *[1] * (self.eps.dim() - 1))
+        return (self.noisy - (1 - a).sqrt() * self.eps) / a.sqrt()
+
+
+class Tuning:
+    """What training changes and minimises: every weight of the DiT under the denoising (epsilon-MSE) loss.
+    A fine-tune recipe subclasses it (Minimax: DiffFit's parameters, its minimax terms)."""
+
+    def trainable(self, dit) -> list:
+        return list(dit.parameters())
+
+    def loss(self, step: DenoisingStep):
+        return F.mse_loss(step.eps, step.noise)
+
+    def finish(self, dit):
+        """The trained (EMA) model as it is saved."""
+        return dit
+
+    def record(self) -> dict:
+        return {}
+
+
+def train_dit(dit, means, stds, labels, scale: float, cfg: BackboneConfig, progress, tuning: Tuning = Tuning()):
+    """Epsilon-prediction on freshly sampled, scaled latents; returns the EMA model (``tuning.finish``ed)."""
     scheduler = ddpm_scheduler()
+    alphas_cumprod = scheduler.alphas_cumprod.to(means.device)
     order = torch.Generator().manual_seed(cfg.seed + 1)
     generator = torch.Generator(device=means.device).manual_seed(cfg.seed + 1)
+    params = tuning.trainable(dit)
     ema = copy.deepcopy(dit).eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(dit.parameters(), lr=cfg.dit_lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=cfg.dit_lr, weight_decay=0.0)
     dit.train()
     for index in progress(_batches(len(means), cfg.dit_batch, order, cfg.dit_steps), "DiT", cfg.dit_steps):
         index = index.to(means.device)
@@ -133,17 +174,18 @@ def train_dit(dit, means, stds, labels, scale: float, cfg: BackboneConfig, progr
                                                        device=means.device)) * scale
         noise = torch.randn(z0.shape, generator=generator, device=z0.device)
         t = torch.randint(0, 1000, (len(index),), generator=generator, device=z0.device)
+        noisy = scheduler.add_noise(z0, noise, t)
         with autocast(z0.device.type):
-            pred = dit(scheduler.add_noise(z0, noise, t), timestep=t, class_labels=labels[index]).sample
-        pred = pred[:, : z0.shape[1]]  # a DiT-XL init's learned-variance channels: unused by DDIM, not trained
-        loss = F.mse_loss(pred.float(), noise)
+            pred = dit(noisy, timestep=t, class_labels=labels[index]).sample
+        pred = pred[:, : z0.shape[1]].float()  # a DiT-XL init's learned-variance channels: unused by DDIM, not trained
+        loss = tuning.loss(DenoisingStep(z0, noisy, t, pred, noise, labels[index], alphas_cumprod[t]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         with torch.no_grad():
             for e, p in zip(ema.parameters(), dit.parameters()):
                 e.lerp_(p, 1 - cfg.ema_decay)
-    return ema
+    return tuning.finish(ema)
 
 
 def drop_source_paths(folder) -> None:
@@ -171,7 +213,7 @@ def save_pipeline(folder, dit, vae, info: dict) -> None:
 
 def sample_grid(backbone, num_classes: int, per_class: int, size: int, guidance: float, seed: int):
     """One row of fresh DDIM samples per class (50 steps), as a uint8 grid image."""
-    from distillbench.api import ddim_grid, guided, sample
+    from distillbench.diffusion.ddim import ddim_grid, guided, sample
     labels = torch.arange(num_classes).repeat_interleave(per_class).to(backbone.device)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((len(labels), *backbone.latent_shape), generator=generator).to(backbone.device)
@@ -181,13 +223,14 @@ def sample_grid(backbone, num_classes: int, per_class: int, size: int, guidance:
     return tile_grid(backbone.decode(z0, size), per_class)
 
 
-
-def train_backbone(spec, train, cfg: BackboneConfig, device: str, folder, init, command: str) -> dict:
-    """Train a VAE and a DiT on ``train`` (or fine-tune the pipeline folder ``init``), save the pipeline at
-    ``folder`` with its record (which says the ``command`` that made it) and a grid of samples
+def train_backbone(spec, train, cfg: BackboneConfig, device: str, folder, init, command: str,
+                   tuning: Tuning = Tuning()) -> dict:
+    """Train a VAE and a DiT on ``train`` (or fine-tune the pipeline folder ``init`` as ``tuning`` says), save the
+    pipeline at ``folder`` with its record (which says the ``command`` that made it) and a grid of samples
     (``samples.png``); return the record."""
-    from distillbench.api import Backbone, distributed, png_bytes
-    from distillbench_d3hr import __version__
+    from distillbench import __version__, distributed
+    from distillbench.diffusion.backbone import Backbone
+    from distillbench.distilled import png_bytes
     progress = distributed.progress
     images = (train.load(torch.arange(len(train))).float() / 127.5 - 1).to(device)
     labels = train.targets.to(device)
@@ -200,10 +243,10 @@ def train_backbone(spec, train, cfg: BackboneConfig, device: str, folder, init, 
     scale = vae.config.scaling_factor
     dit = (fine_tune_start(source.transformer, train.num_classes) if source
            else build_dit(cfg, means.shape[-1], train.num_classes)).to(device)
-    ema = train_dit(dit.requires_grad_(True), means, stds, labels, scale, cfg, progress)
+    ema = train_dit(dit.requires_grad_(True), means, stds, labels, scale, cfg, progress, tuning)
     info = {"dataset": spec.name, "num_classes": train.num_classes, "image_size": spec.image_size,
-            "config": cfg.__dict__, "init": _init_record(source), "scaling_factor": scale,
-            "train_fingerprint": train.fingerprint(), "plugin_version": __version__, "command": command}
+            "config": cfg.__dict__, "tuning": tuning.record(), "init": _init_record(source), "scaling_factor": scale,
+            "train_fingerprint": train.fingerprint(), "distillbench_version": __version__, "command": command}
     save_pipeline(folder, ema, vae.requires_grad_(False), info)
     grid = sample_grid(Backbone.load(folder, device), train.num_classes, 10, spec.image_size, 4.0, cfg.seed)
     atomic.write_bytes(folder / "samples.png", png_bytes(grid))
@@ -215,5 +258,5 @@ def _init_record(source):
     and so on back along a chain of fine-tunes)."""
     if source is None:
         return None
-    from distillbench.api import weights_fingerprint
+    from distillbench.diffusion.backbone import weights_fingerprint
     return {"path": str(source.path), "fingerprint": weights_fingerprint(source.path), "info": source.info()}
