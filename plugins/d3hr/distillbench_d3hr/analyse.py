@@ -166,17 +166,17 @@ def inversion_measures(study: Study, points: list) -> dict:
     ``normality_images`` latents of each class mapped there, and their round trip back to t = 0."""
     import torch
 
-    from distillbench.api import (Backbone, ddim_grid, derive_seed, find_backbone, guided, invert, registry,
-                                  sample)
+    from distillbench.api import (Backbone, ddim_grid, derive_seed, distributed, find_backbone, guided, invert,
+                                  registry, resolve_device, sample)
     from distillbench_d3hr.normality import normality, relative_error
     o = study.d3hr_options()
-    backbone = Backbone.load(find_backbone(study.dataset, o.backbone), study_device(study), o.amp)
+    backbone = Backbone.load(find_backbone(study.dataset, o.backbone), resolve_device(study.device), o.amp)
     train = study.data.load(registry("dataset").get(study.dataset), "train")
     source = train.at_size(backbone.image_size)
     grid = ddim_grid(o.num_inference_steps)
     alphas = backbone.alphas_cumprod[grid].tolist()
     per_point = {k: [] for k in [1, *points]}
-    for label in range(train.num_classes):
+    for label in distributed.progress(range(train.num_classes), "normality and round trips", train.num_classes):
         index = train.indices_of(label)[: study.normality_images]
         generator = torch.Generator(device=backbone.device).manual_seed(derive_seed(0, f"normality/{label}"))
         z0 = torch.cat([backbone.encode(images, generator, o.encode) for images in source.batches(index, o.batch_size)])
@@ -191,11 +191,6 @@ def inversion_measures(study: Study, points: list) -> dict:
             z_back = sample(back, z, grid[:k][::-1], alphas[:k][::-1])
             per_point[k].append({**normality(z), "round_trip_error": relative_error(z_back, z0)})
     return {k: {key: sum(m[key] for m in ms) / len(ms) for key in ms[0]} for k, ms in per_point.items()}
-
-
-def study_device(study: Study) -> str:
-    from distillbench.api import resolve_device
-    return resolve_device(study.device)
 
 
 def folder_bytes(folder: Path, pattern: str, exclude: str = "") -> int:
