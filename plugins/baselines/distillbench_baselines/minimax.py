@@ -79,6 +79,11 @@ class Minimax(Distiller):
         self.backbone = Backbone.load(folder, ctx.device, self.options.amp)
         self.backbone.check(ctx.spec, ctx.train.num_classes, explicit=True)
 
+    def finalize(self, ctx, folder, unit_notes: dict) -> dict:
+        """Which fine-tune sampled the set: its folder in the cache and the checksum of its weights."""
+        from distillbench.api import weights_fingerprint
+        return {"fine_tuned": {"path": str(self.backbone.path), "fingerprint": weights_fingerprint(self.backbone.path)}}
+
     def notes(self, ipc: int) -> dict:
         return {"minimax": {"deviations": "separate q/k/v scales and per-block label tables (diffusers' DiT); scales "
                                           "on the first half of the blocks, folded after tuning; no VB term, fixed "

@@ -1,4 +1,7 @@
 """Minimax's own steps: the two terms and their memories, DiffFit's scales, the ancestral sampler it uses."""
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -143,5 +146,8 @@ def test_the_fine_tune_is_cached_by_its_own_options(model_cache, root):
         assert result.exit_code == 0, result.output
         return {p.name for p in (model_cache / "minimax").iterdir() if p.is_dir()}
     first = run()
+    (run_dir,) = (root / "runs").iterdir()
+    fine_tuned = json.loads((run_dir / "manifest.json").read_text())["notes"]["fine_tuned"]
+    assert Path(fine_tuned["path"]).name in first and fine_tuned["fingerprint"].startswith("sha256:")
     assert run("sampler=ddim", "guidance=2") == first
     assert len(run("lambda_pos=0") - first) == 1
