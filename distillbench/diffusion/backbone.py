@@ -8,7 +8,7 @@ fine-tunes from ``--init``) and saves the folder in the cache, where ``run`` fin
 """
 import json
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import torch
@@ -52,14 +52,22 @@ def find_backbone(dataset: str, explicit=None) -> Path:
 
 
 def weights_fingerprint(path: Path) -> str:
-    """sha256 over a pipeline folder's weight and config files: which backbone made a result."""
+    """sha256 over a pipeline folder's weight and config files: which backbone made a result.  Remembered in the
+    process while the files' sizes and modification times stay as they were: a run asks for it more than once
+    (its id, its set-up, its manifest), and a DiT-XL/2 folder holds gigabytes."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*")
+                   if p.is_file() and p.suffix in (".safetensors", ".bin", ".json") and p.name != INFO_FILE)
+    return _folder_digest(path, tuple((file, file.stat().st_size, file.stat().st_mtime_ns) for file in files))
+
+
+@lru_cache(maxsize=32)
+def _folder_digest(path: Path, files: tuple) -> str:
     import hashlib
 
     from distillbench.checksum import sha256_file
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*")
-                   if p.is_file() and p.suffix in (".safetensors", ".bin", ".json") and p.name != INFO_FILE)
-    for file in files:
+    for file, _, _ in files:
         digest.update(str(file.relative_to(path)).encode())
         sha256_file(file, digest)
     return "sha256:" + digest.hexdigest()

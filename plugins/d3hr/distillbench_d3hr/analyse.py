@@ -134,7 +134,7 @@ def storage(study: Study):
     from distillbench.api import find_backbone, load_set
     from distillbench_d3hr.stats import STATS_FILE
     stats = study.distill().path / STATS_FILE
-    backbone = find_backbone(study.dataset, study.method_options.get("d3hr", {}).get("backbone"))
+    backbone = find_backbone(study.dataset, study.d3hr_options().backbone)
     rows = []
     for ipc in study.storage_ipcs:
         direct = study.distill(ipc=ipc)
