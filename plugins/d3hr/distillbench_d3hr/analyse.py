@@ -85,7 +85,7 @@ def ablation(study: Study):
         distilled = study.distill(**options)
         rows.append({"variant": variant, "run_id": distilled.manifest["run_id"],
                      **spread(study.accuracies(distilled)["accuracy"])})
-    return pd.DataFrame(rows), lambda ax, df: bars(ax, df, "variant", "accuracy (%)")
+    return pd.DataFrame(rows), lambda ax, df: means(ax, df, "variant")
 
 
 def inversion(study: Study):
@@ -110,19 +110,19 @@ def variance(study: Study):
     for scale in SIGMA_SCALES:
         distilled = study.distill(sigma_scale=scale)
         rows.append({"sigma_scale": scale, **spread(study.accuracies(distilled)["accuracy"])})
-    return pd.DataFrame(rows), lambda ax, df: bars(ax, df, "sigma_scale", "accuracy (%)")
+    return pd.DataFrame(rows), lambda ax, df: means(ax, df, "sigma_scale")
 
 
 def robustness(study: Study):
     """D3HR and D4M over ``seeds`` distillation seeds: the spread of the seeds' mean accuracies."""
     import pandas as pd
-    rows = []
+    rows, seeds = [], {}
     for method in ("d3hr", "d4m"):
-        per_seed = [study.accuracies(study.distill(method, seed=seed))["accuracy"].mean()
-                    for seed in range(study.seeds)]
+        per_seed = seeds[method] = [study.accuracies(study.distill(method, seed=seed))["accuracy"].mean()
+                                    for seed in range(study.seeds)]
         rows.append({"method": method, **spread(per_seed), "min": min(per_seed), "max": max(per_seed),
                      "per_seed": " ".join(f"{a:.2f}" for a in per_seed)})
-    return pd.DataFrame(rows), lambda ax, df: bars(ax, df, "method", "accuracy (%) over seeds")
+    return pd.DataFrame(rows), lambda ax, df: means(ax, df, "method", points=list(seeds.values()))
 
 
 def storage(study: Study):
@@ -156,7 +156,7 @@ def cross_arch(study: Study):
     students = list(study.students) or registry("model").names()
     records = study.accuracies(study.distill(), students=students, teacher_arch=study.student)
     rows = [{"student": name, **spread(group["accuracy"])} for name, group in records.groupby("student", sort=False)]
-    return pd.DataFrame(rows), lambda ax, df: bars(ax, df, "student", "accuracy (%)", rotate=True)
+    return pd.DataFrame(rows), lambda ax, df: means(ax, df, "student", rotate=True)
 
 
 # -- measurements and plumbing ----------------------------------------------------------------------------------
@@ -197,9 +197,17 @@ def folder_bytes(folder: Path, pattern: str, exclude: str = "") -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob(pattern) if p.is_file() and p.name != exclude)
 
 
-def bars(ax, df, key: str, ylabel: str, rotate: bool = False):
-    ax.bar(df[key].astype(str), df["mean"], yerr=df["std"].fillna(0), capsize=3, color="C0")
-    ax.set(xlabel=key, ylabel=ylabel)
+def means(ax, df, key: str, points=(), rotate: bool = False):
+    """Each row's mean accuracy ± std as a point (on an axis fitted to them, so that differences of a point
+    show), with the single values of ``points[i]`` beside row i."""
+    x = range(len(df))
+    ax.errorbar(x, df["mean"], yerr=df["std"].fillna(0), fmt="o", capsize=4, color="C0", label="mean ± std")
+    for i, values in enumerate(points):
+        ax.plot([i + 0.12] * len(values), values, ".", color="C1", alpha=0.7, label="per seed" if i == 0 else None)
+    if points:
+        ax.legend(fontsize="small")
+    ax.set_xticks(list(x), labels=df[key].astype(str))
+    ax.set(xlabel=key, ylabel="accuracy (%)", xlim=(-0.5, len(df) - 0.5))
     if rotate:
         ax.tick_params(axis="x", labelrotation=60)
     ax.grid(axis="y", alpha=0.3)
