@@ -38,6 +38,7 @@ _LAZY = {  # name -> module, imported on first use (they need torch)
                      "weights_fingerprint"), "distillbench.diffusion.backbone"),
     **dict.fromkeys(("BackboneConfig", "DenoisingStep", "Tuning", "train_backbone"), "distillbench.diffusion.training"),
     **dict.fromkeys(("evaluate", "load_set", "run"), "distillbench.python_api"),
+    "welch_p": "distillbench.tables",
     **dict.fromkeys(("ancestral_sample", "ddim_grid", "ddim_move", "forward_noise", "guided", "invert", "respaced_grid",
                      "sample", "sample_floored"),
                     "distillbench.diffusion.ddim"),

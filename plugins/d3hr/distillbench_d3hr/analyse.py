@@ -68,10 +68,10 @@ class Study:
 
 
 def spread(values) -> dict:
-    """mean, std (n - 1; none for one value) and n of ``values``."""
+    """mean, std (population, as `compare` reports it; none for one value) and n of ``values``."""
     import numpy as np
     values = np.asarray(list(values), dtype=float)
-    return {"mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else np.nan, "n": len(values)}
+    return {"mean": values.mean(), "std": values.std() if len(values) > 1 else np.nan, "n": len(values)}
 
 
 # -- the analyses: each returns its table (a DataFrame) and draws its plot on the axes it is given ------------
@@ -114,13 +114,17 @@ def variance(study: Study):
 
 
 def robustness(study: Study):
-    """D3HR and D4M over ``seeds`` distillation seeds: the spread of the seeds' mean accuracies."""
+    """D3HR and D4M over ``seeds`` distillation seeds: the spread of the seeds' mean accuracies, and Welch's
+    t-test of each method's seeds against D3HR's."""
     import pandas as pd
+
+    from distillbench.api import welch_p
     rows, seeds = [], {}
     for method in ("d3hr", "d4m"):
         per_seed = seeds[method] = [study.accuracies(study.distill(method, seed=seed))["accuracy"].mean()
                                     for seed in range(study.seeds)]
         rows.append({"method": method, **spread(per_seed), "min": min(per_seed), "max": max(per_seed),
+                     "welch_p_vs_d3hr": welch_p(per_seed, seeds["d3hr"]) if method != "d3hr" else None,
                      "per_seed": " ".join(f"{a:.2f}" for a in per_seed)})
     return pd.DataFrame(rows), lambda ax, df: means(ax, df, "method", points=list(seeds.values()))
 

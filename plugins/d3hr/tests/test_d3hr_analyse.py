@@ -57,6 +57,7 @@ def test_every_analysis_writes_its_table_and_plot_and_resumes_from_the_store(mod
     assert [float(r["sigma_scale"]) for r in rows(folder / "variance.csv")] == [0.5, 1.0, 1.5]
     robustness = rows(folder / "robustness.csv")
     assert [r["method"] for r in robustness] == ["d3hr", "d4m"] and all(r["n"] == "2" for r in robustness)
+    assert robustness[0]["welch_p_vs_d3hr"] == "" and 0 <= float(robustness[1]["welch_p_vs_d3hr"]) <= 1
     storage = rows(folder / "storage.csv")
     assert [int(r["ipc"]) for r in storage] == [1, 2]
     assert all(r["regenerated_identical"] == "True" for r in storage)  # any IPC from the statistics alone
