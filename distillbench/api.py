@@ -22,7 +22,7 @@ from distillbench.grid import tile_grid
 from distillbench.hookspecs import hookimpl
 from distillbench.method import Distiller, RunContext, Unit, UnitResult
 from distillbench.models import ModelSpec
-from distillbench.options import build as build_options, option, parse_pairs
+from distillbench.options import build as build_options, int_list, option, parse_pairs
 from distillbench.paper import PaperResult
 from distillbench.paths import cache_dir, file_name
 from distillbench.plugins import registry
@@ -50,7 +50,8 @@ __all__ = [
     "DatasetSpec", "DataSource", "ImageSet", "resolve_device", "DistilledSet", "png_bytes",
     "ContractError", "DistillbenchError", "UsageError", "check_finite", "choices_hint",
     "EvalRequest", "Evaluator", "Trial", "TrialContext", "tile_grid", "hookimpl",
-    "Distiller", "RunContext", "Unit", "UnitResult", "ModelSpec", "build_options", "option", "parse_pairs",
+    "Distiller", "RunContext", "Unit", "UnitResult", "ModelSpec", "build_options", "int_list", "option",
+    "parse_pairs",
     "PaperResult", "cache_dir", "file_name", "registry", "RunConfig", "derive_seed", *_LAZY,
 ]
 

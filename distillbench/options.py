@@ -28,6 +28,20 @@ def parse_pairs(pairs, what: str = "--option") -> dict[str, str]:
     return parsed
 
 
+def int_list(text: str, flag: str, minimum: int, example: str) -> list[int]:
+    """``A-B`` (inclusive) or ``A,B,...``: the integers in order, each at least ``minimum``; a usage error
+    naming ``flag`` otherwise."""
+    try:
+        first, dash, last = text.partition("-")
+        values = list(range(int(first), int(last) + 1)) if dash else [int(k) for k in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < minimum:
+        raise UsageError(f"{flag} {text}: expected a range A-B or a list A,B,... of integers >= {minimum}, "
+                         f"e.g. {flag} {example}")
+    return values
+
+
 def _convert(value: str, annotation, key: str):
     origin = typing.get_origin(annotation)
     if origin is typing.Union:

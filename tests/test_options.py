@@ -4,7 +4,7 @@ from typing import Literal, Optional
 import pytest
 
 from distillbench.errors import UsageError
-from distillbench.options import build, parse_pairs
+from distillbench.options import build, int_list, parse_pairs
 
 
 @dataclass
@@ -38,6 +38,17 @@ def test_bad_values_are_rejected_with_the_choices(pairs, message):
 def test_malformed_pairs(pair):
     with pytest.raises(UsageError, match="expected key=value"):
         parse_pairs([pair])
+
+
+@pytest.mark.parametrize("text, values", [("0-4", [0, 1, 2, 3, 4]), ("2,5,3", [2, 5, 3]), ("7", [7]), ("3-3", [3])])
+def test_int_lists_are_ranges_or_lists(text, values):
+    assert int_list(text, "--seeds", 0, "0-4") == values
+
+
+@pytest.mark.parametrize("text", ["4-x", "", "1,,2", "3-1", "0,2", "-1-3"])
+def test_bad_int_lists_name_the_flag_and_the_minimum(text):
+    with pytest.raises(UsageError, match=f"--ipcs {text}: expected a range A-B or a list A,B,... of integers >= 1"):
+        int_list(text, "--ipcs", 1, "1,10")
 
 
 def test_none_is_a_choice_where_the_choices_name_it_and_left_unset_elsewhere():

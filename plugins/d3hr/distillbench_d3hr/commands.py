@@ -82,7 +82,7 @@ def register(cli):
     def analyse(dataset, ipc, student, protocol, overrides, repeats, seeds, normality_images, students, storage_ipcs,
                 options, only, device, data, root):
         """Run the D3HR paper's analyses on DATASET, each a table and a plot (resumable)."""
-        from distillbench.api import UsageError, parse_pairs
+        from distillbench.api import UsageError, int_list, parse_pairs
         from distillbench_d3hr.analyse import Study, analyse
         names = [n.strip() for n in only.split(",")] if only else list(ANALYSES)
         unknown = sorted(set(names) - set(ANALYSES))
@@ -96,18 +96,7 @@ def register(cli):
                       protocol=protocol, overrides=parse_pairs(overrides, "--set"), repeats=repeats, seeds=seeds,
                       normality_images=normality_images,
                       students=tuple(s.strip() for s in students.split(",")) if students else (),
-                      storage_ipcs=tuple(ipc_list(storage_ipcs)),
+                      storage_ipcs=tuple(int_list(storage_ipcs, "--storage-ipcs", 1, "1,10,50")),
                       method_options=method_options)
         for name, path in analyse(study, names).items():
             click.echo(f"{name}: {path} (table), {path.with_suffix('.png')} (plot)")
-
-
-def ipc_list(text: str) -> list[int]:
-    from distillbench.api import UsageError
-    try:
-        ipcs = [int(part) for part in text.split(",")]
-    except ValueError:
-        ipcs = []
-    if not ipcs or min(ipcs) < 1:
-        raise UsageError(f"--storage-ipcs {text}: give comma-separated IPCs of at least 1, e.g. 1,10,50")
-    return ipcs

@@ -72,7 +72,7 @@ def test_every_analysis_writes_its_table_and_plot_and_resumes_from_the_store(mod
 
 
 @pytest.mark.parametrize("bad, message", [(["--only", "ablation,tables"], "--only tables: no such analysis"),
-                                          (["--storage-ipcs", "1,x"], "--storage-ipcs 1,x: give comma-separated")])
+                                          (["--storage-ipcs", "1,x"], "--storage-ipcs 1,x: expected a range A-B or a list")])
 def test_bad_analysis_arguments_are_usage_errors(model_cache, root, bad, message):
     result = analyse(root, model_cache, *bad)
     assert result.exit_code == 2 and message in result.output

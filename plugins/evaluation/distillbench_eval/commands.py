@@ -1,23 +1,7 @@
 """``distillbench train-teacher`` and ``distillbench protocols``: parse, call, print."""
 import click
 
-from distillbench.api import data_options, device_option, parse_pairs, seed_option
-
-
-def seed_list(text: str) -> list[int]:
-    """``0-4`` or ``0,2,5``: the seeds, in order."""
-    from distillbench.api import UsageError
-    try:
-        if "-" in text:
-            first, last = map(int, text.split("-"))
-            seeds = list(range(first, last + 1))
-        else:
-            seeds = [int(k) for k in text.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0:
-        raise UsageError(f"--seeds {text}: expected a range A-B or a list A,B,... of seeds >= 0, e.g. 0-4")
-    return seeds
+from distillbench.api import data_options, device_option, int_list, parse_pairs, seed_option
 
 
 def check_seed(path, seed, dataset: str, arch: str) -> None:
@@ -53,7 +37,7 @@ def register(cli):
         pairs = parse_pairs(overrides, "--set") | ({"epochs": str(epochs)} if epochs else {})
         protocol = for_dataset(resolve("teacher", pairs), spec)
         device = resolve_device(device)
-        for k in seed_list(seeds) if seeds else [None]:
+        for k in int_list(seeds, "--seeds", 0, "0-4") if seeds else [None]:
             path = cached_teacher_path(cache_dir(), dataset, arch, k or 0)
             if path.is_file() and not force:
                 check_seed(path, k, dataset, arch)
