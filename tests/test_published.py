@@ -102,6 +102,22 @@ def test_a_backbone_by_hub_id_loads_from_the_hugging_face_cache_offline(tmp_path
     assert manifest["inputs"]["models"]["backbone"] == weights_fingerprint(SHIPPED / "mnist5k")
 
 
+def test_a_remembered_backbone_fingerprint_follows_its_files(tmp_path):
+    from distillbench.diffusion.backbone import weights_fingerprint
+    folder = tmp_path / "pipeline"
+    (folder / "transformer").mkdir(parents=True)
+    weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"
+    (folder / "model_index.json").write_text("{}")
+    weights.write_bytes(b"first")
+    first = weights_fingerprint(folder)
+    assert weights_fingerprint(folder) == first
+    weights.write_bytes(b"second, longer")
+    assert weights_fingerprint(folder) != first
+    weights.write_bytes(b"first")
+    os.utime(weights, ns=(1, 1))  # the same bytes under another time: hashed again, the same digest
+    assert weights_fingerprint(folder) == first
+
+
 def test_a_failed_download_is_one_line_naming_what_to_do(monkeypatch):
     from distillbench import published
     from distillbench.testing import invoke

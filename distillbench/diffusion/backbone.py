@@ -58,7 +58,8 @@ def weights_fingerprint(path: Path) -> str:
     path = Path(path)
     files = sorted(p for p in path.rglob("*")
                    if p.is_file() and p.suffix in (".safetensors", ".bin", ".json") and p.name != INFO_FILE)
-    return _folder_digest(path, tuple((file, file.stat().st_size, file.stat().st_mtime_ns) for file in files))
+    stats = [(file, file.stat()) for file in files]
+    return _folder_digest(path, tuple((file, stat.st_size, stat.st_mtime_ns) for file, stat in stats))
 
 
 @lru_cache(maxsize=32)
